@@ -1,0 +1,1 @@
+"""The shared library: OCF and fence protocols, parameters, logging, adapters."""
