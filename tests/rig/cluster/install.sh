@@ -1,0 +1,40 @@
+#!/bin/bash
+# Idempotent install of what the Pacemaker cluster rig needs (Debian 12, root).
+#
+# Debian's pacemaker-remote package conflicts with pacemaker (installing it removes the
+# cluster stack), so its pacemaker-remoted binary is unpacked into .rig/ instead: it links
+# against the libraries the installed pacemaker already provides.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+rig=${CHA_CLUSTER_RIG_DIR:-$repo/.rig/cluster}
+
+pkgs=(pacemaker corosync pacemaker-cli-utils pcs crmsh resource-agents fence-agents
+      openipmi ipmitool iproute2 util-linux procps)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "cluster rig: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # --no-install-recommends: pcs recommends pcsd/systemd pieces the rig does not use
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+remoted=$rig/remote-root/usr/sbin/pacemaker-remoted
+if [ ! -x "$remoted" ]; then
+    want=$(dpkg-query -W -f='${Version}' pacemaker)
+    dl=$rig/download
+    mkdir -p "$dl"
+    # same version as the installed pacemaker: the binary uses its private libraries
+    (cd "$dl" && apt-get download -qq "pacemaker-remote=$want")
+    deb=$(ls "$dl"/pacemaker-remote_*.deb | head -n1)
+    rm -rf "$rig/remote-root.tmp"
+    dpkg-deb -x "$deb" "$rig/remote-root.tmp"
+    rm -rf "$rig/remote-root"
+    mv "$rig/remote-root.tmp" "$rig/remote-root"
+fi
+"$remoted" --version | head -n1
+echo "cluster rig: tools ready; pacemaker-remoted at $remoted"
