@@ -1,0 +1,411 @@
+"""Fence-agent protocol: input parsing, the verified power state machine, output.
+
+An agent subclasses FenceAgent, declares its parameters (the common fence
+options are added here) and supplies device primitives: connect, get_power,
+set_power, and optionally list_targets and check (monitor). The library owns
+the semantics: read the state first ("Success: Already OFF"), set it, verify by
+polling under a deadline, reboot = off then on (a failed on is only logged),
+status prints "Status: ON|OFF" and exits 0/2, and only exit codes 0/1/2 exist.
+"""
+from __future__ import annotations
+
+import dataclasses
+import getopt
+import logging
+import os
+import shlex
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
+
+from . import log as ocflog
+from .deadline import Deadline, DeadlineExceeded
+from .exitcodes import Fence, one_line
+from .metadata import fence_metadata, getopt_mixed
+from .params import Kind, Param, ParamTable, Problem, Values, fold
+from .runner import RunError, Runner
+
+ON, OFF = "on", "off"
+
+COMMON_PARAMS = ParamTable([
+    Param("action", Kind.STRING, "Fencing action", default=None, short_opt="o", metavar="action"),
+    Param("verbose", Kind.BOOLEAN, "Verbose mode: debug output on stderr", short_opt="v", default=False),
+    Param("debug_file", Kind.STRING, "Write debug information to this file", short_opt="D", metavar="debugfile",
+          aliases=("debug",)),
+    Param("quiet", Kind.BOOLEAN, "Disable logging to stderr (syslog only)", short_opt="q", default=False),
+    Param("delay", Kind.SECONDS, "Wait this many seconds before fencing (off and reboot only)",
+          default=0, minimum=0, metavar="seconds"),
+    Param("power_timeout", Kind.SECONDS, "Test for the new power state for this many seconds after a change",
+          default=20, minimum=1, metavar="seconds"),
+    Param("power_wait", Kind.SECONDS, "Wait this many seconds after a power change before polling (0: poll at once)",
+          default=0, minimum=0, metavar="seconds"),
+    Param("login_timeout", Kind.SECONDS, "Wait this many seconds for the device to answer a connection",
+          default=5, minimum=1, metavar="seconds"),
+    Param("disable_timeout", Kind.BOOLEAN,
+          "Leave timeouts to Pacemaker (set automatically under pacemaker-fenced); waits stay bounded by "
+          "power_timeout", default=False),
+])
+
+_PLUG = Param("plug", Kind.STRING, "Physical plug number on device, UUID or identification of machine",
+              aliases=("port",), short_opt="n", metavar="id")
+
+ACTION_ALIASES = {"meta-data": "metadata", "enable": "on", "disable": "off", "list_status": "list-status"}
+
+
+class FenceError(Exception):
+    """A failure to report: one line, no secrets."""
+
+
+@dataclass
+class FenceContext:
+    agent: str
+    action: str
+    values: Values
+    plug: str
+    nodename: str
+    env: Mapping[str, str]
+    deadline: Deadline
+    log: logging.Logger
+    runner: Runner
+    extra: dict = field(default_factory=dict)
+
+
+class FenceAgent:
+    """Base class of fence agents."""
+
+    name: str = "fence_unknown"
+    shortdesc: str = ""
+    longdesc: str = ""
+    vendor_url: str = ""
+    version: str = "0.1.0"
+    table: ParamTable = ParamTable([])
+    fabric: bool = False  # fabric fencing: no reboot, default action off, automatic unfencing
+    has_plug: bool = False
+    has_list: bool = False
+
+    # --- device primitives (override) -------------------------------------------
+    @contextmanager
+    def connect(self, ctx: FenceContext) -> Iterator[Any]:
+        yield None
+
+    def get_power(self, ctx: FenceContext, conn: Any) -> str:
+        raise NotImplementedError
+
+    def set_power(self, ctx: FenceContext, conn: Any, state: str) -> None:
+        raise NotImplementedError
+
+    def list_targets(self, ctx: FenceContext, conn: Any) -> Dict[str, str]:
+        """target -> alias (or status text for list-status)."""
+        return {}
+
+    def check(self, ctx: FenceContext, conn: Any) -> None:
+        """monitor: raise FenceError if the device does not really answer."""
+        self.get_power(ctx, conn)
+
+    def validate(self, values: Values, plug: str) -> List[Problem]:
+        """Cross-field checks beyond the table (no network)."""
+        return []
+
+    def wait_before_on(self, ctx: FenceContext, conn: Any) -> None:
+        """Hook for fabric agents whose unfencing must wait for something first."""
+
+    # --- derived ------------------------------------------------------------------
+    def full_table(self) -> ParamTable:
+        table = COMMON_PARAMS + self.table
+        if self.has_plug and table.get("plug") is None:
+            table = table + ParamTable([_PLUG])
+        return table
+
+    def actions(self) -> List[str]:
+        acts = [ON, OFF]
+        if not self.fabric:
+            acts.append("reboot")
+        acts += ["status", "monitor"]
+        if self.has_list:
+            acts += ["list", "list-status"]
+        return acts + ["metadata", "manpage", "validate-all"]
+
+    def default_action(self) -> str:
+        return OFF if self.fabric else "reboot"
+
+    def metadata(self) -> str:
+        table = self.full_table()
+        action_param = table["action"]
+        # the metadata states the default action, which depends on fabric/power fencing
+        table = ParamTable([dataclasses.replace(action_param, default=self.default_action())]
+                           + [p for p in table if p.name != "action"])
+        acts: List[Tuple[str, Dict[str, str]]] = []
+        for act in self.actions():
+            attrs: Dict[str, str] = {}
+            if act == ON:
+                attrs["automatic"] = "1" if self.fabric else "0"
+            acts.append((act, attrs))
+        return fence_metadata(self.name, self.shortdesc, self.longdesc, table, acts, self.vendor_url)
+
+    def usage(self) -> str:
+        lines = [f"Usage: {self.name} [options]  (or options as name=value lines on stdin)", "Options:"]
+        for param in self.full_table().for_fence():
+            lines.append(f"   {getopt_mixed(param):<36} {param.shortdesc}"
+                         + (f" (default {param.default_text()})" if param.default_text() not in (None, "") else ""))
+        lines.append("   -V, --version                        Display version information and exit")
+        lines.append("   -h, --help                           Display this help and exit")
+        return "\n".join(lines) + "\n"
+
+
+# --- input ------------------------------------------------------------------------
+
+@dataclass
+class FenceInput:
+    raw: Dict[str, str]
+    nodename: str = ""
+    unknown: List[str] = field(default_factory=list)
+    want_help: bool = False
+    want_version: bool = False
+    errors: List[str] = field(default_factory=list)
+
+
+def parse_stdin(text: str, table: ParamTable) -> FenceInput:
+    """name=value lines: '#' comments and blanks skipped, first '=' splits,
+    quotes stripped, '-'/'_' folded, last value wins, unknown keys collected."""
+    result = FenceInput(raw={})
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name, value = name.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        key = fold(name)
+        if key == "nodename":
+            result.nodename = value
+            continue
+        if key == "option":  # deprecated spelling of action
+            key = "action"
+        param = table.get(key)
+        if param is None:
+            result.unknown.append(name)
+            continue
+        if not sep and param.kind is Kind.BOOLEAN:
+            value = "1"
+        result.raw[key] = value
+    return result
+
+
+def parse_argv(args: Sequence[str], table: ParamTable) -> FenceInput:
+    """getopt-style command line built from the same table."""
+    shorts = "hV"
+    longs = ["help", "version", "nodename="]
+    by_opt: Dict[str, Param] = {}
+    for param in table.for_fence():
+        flag = param.kind is Kind.BOOLEAN
+        if param.short_opt:
+            shorts += param.short_opt + ("" if flag else ":")
+            by_opt["-" + param.short_opt] = param
+        for name in param.names:
+            opt = name.replace("_", "-")
+            longs.append(opt if flag else opt + "=")
+            by_opt["--" + opt] = param
+    result = FenceInput(raw={})
+    try:
+        opts, rest = getopt.gnu_getopt(list(args), shorts, longs)
+    except getopt.GetoptError as err:
+        result.errors.append(str(err))
+        return result
+    if rest:
+        result.errors.append("unexpected argument(s): " + " ".join(rest[:3]))
+    for opt, value in opts:
+        if opt in ("-h", "--help"):
+            result.want_help = True
+        elif opt in ("-V", "--version"):
+            result.want_version = True
+        elif opt == "--nodename":
+            result.nodename = value
+        else:
+            param = by_opt[opt]
+            result.raw[param.name] = "1" if param.kind is Kind.BOOLEAN else value
+    return result
+
+
+# --- running ----------------------------------------------------------------------
+
+def run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: TextIO = sys.stdin,
+        stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
+        runner_factory=Runner) -> int:
+    """Run one fence action; returns 0, 1 or 2 and never raises."""
+    try:
+        return _run(agent, argv, env, stdin, stdout, stderr, runner_factory)
+    except Exception as err:
+        stderr.write(f"{agent.name}: Failed: internal error: {type(err).__name__}: "
+                     f"{ocflog.redact(one_line(str(err)))}\n")
+        ocflog.get_logger().debug("%s", traceback.format_exc())
+        return int(Fence.ERROR)
+
+
+def _fail(log: logging.Logger, message: str) -> int:
+    """Report a failure: syslog, and stderr (which the fencer logs) unless quiet."""
+    log.error("Failed: %s", ocflog.redact(one_line(message)))
+    return int(Fence.ERROR)
+
+
+def _run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: TextIO, stdout: TextIO,
+         stderr: TextIO, runner_factory) -> int:
+    table = agent.full_table()
+    inp = parse_argv(argv[1:], table) if len(argv) > 1 else parse_stdin(stdin.read(), table)
+    if inp.want_help:
+        stdout.write(agent.usage())
+        return int(Fence.SUCCESS)
+    if inp.want_version:
+        stdout.write(agent.version + "\n")
+        return int(Fence.SUCCESS)
+
+    action = (inp.raw.get("action") or agent.default_action()).strip().lower()
+    action = ACTION_ALIASES.get(action, action)
+    if action == "metadata":
+        stdout.write(agent.metadata())
+        return int(Fence.SUCCESS)
+    if action == "manpage":
+        stdout.write(agent.usage())
+        return int(Fence.SUCCESS)
+
+    values, problems = table.parse(inp.raw, table.for_fence())
+    ocflog.add_secrets(values.secrets())
+    log = ocflog.setup_fence(agent.name, 1 if values.verbose else 0, values.debug_file or "", values.quiet, stderr)
+    for name in inp.unknown:
+        log.warning("ignoring unknown option %s", one_line(name)[:60])
+    for error in inp.errors:
+        problems.append(Problem("", error))
+
+    if action not in agent.actions():
+        return _fail(log, f"Unrecognised action '{one_line(action)[:40]}'")
+
+    plug = (values.get("plug") or inp.nodename or "") if agent.has_plug else ""
+    runner = runner_factory(env)
+    if not problems:
+        values, script_problem = _resolve_password_script(values, runner, log)
+        if script_problem:
+            problems.append(script_problem)
+    if not problems:
+        problems += agent.validate(values, plug)
+    if action == "validate-all":
+        for problem in problems:
+            stderr.write(f"{agent.name}: {ocflog.redact(str(problem))}\n")
+        return int(Fence.ERROR if problems else Fence.SUCCESS)
+    if problems:
+        return _fail(log, "; ".join(str(p) for p in problems))
+
+    if env.get("PCMK_service") == "pacemaker-fenced":
+        values = values.replace(disable_timeout=True)
+    ctx = FenceContext(agent=agent.name, action=action, values=values, plug=plug, nodename=inp.nodename,
+                       env=env, deadline=Deadline(_budget(values, action)), log=log, runner=runner)
+    try:
+        return _act(agent, ctx, stdout, stderr)
+    except DeadlineExceeded as err:
+        return _fail(log, f"{action} {err}")
+    except FenceError as err:
+        return _fail(log, str(err))
+
+
+def _budget(values: Values, action: str) -> float:
+    """Overall time for an action: connection + power changes (+ delay)."""
+    per_change = float(values.power_timeout) + float(values.power_wait)
+    changes = 2 if action == "reboot" else 1
+    return float(values.login_timeout) + changes * per_change + 5.0
+
+
+def _resolve_password_script(values: Values, runner: Runner, log: logging.Logger) -> Tuple[Values, Optional[Problem]]:
+    """password_script: run it (list argv, no shell) and use its first line as the password."""
+    script = values.get("password_script")
+    if not script or values.get("password"):
+        return values, None
+    try:
+        argv = shlex.split(script)
+    except ValueError as err:
+        return values, Problem("password_script", f"cannot be parsed: {err}")
+    if not argv:
+        return values, Problem("password_script", "is empty")
+    try:
+        result = runner.run(argv, timeout=float(values.login_timeout) + 10.0)
+    except RunError as err:
+        return values, Problem("password_script", str(err))
+    if not result.ok:
+        return values, Problem("password_script", f"exited with status {result.returncode}")
+    password = (result.stdout.splitlines() or [""])[0].strip()
+    if not password:
+        return values, Problem("password_script", "printed no password")
+    ocflog.add_secret(password)
+    log.debug("password obtained from password_script")
+    return values.replace(password=password), None
+
+
+def _act(agent: FenceAgent, ctx: FenceContext, stdout: TextIO, stderr: TextIO) -> int:
+    action = ctx.action
+    if action in (OFF, "reboot") and float(ctx.values.delay) > 0:
+        ctx.log.info("delaying %s by %ss", action, ctx.values.delay)
+        time.sleep(float(ctx.values.delay))  # the operator asked for exactly this delay
+        ctx.deadline = Deadline(_budget(ctx.values, action))
+    with agent.connect(ctx) as conn:
+        if action == "monitor":
+            agent.check(ctx, conn)
+            return int(Fence.SUCCESS)
+        if action in ("list", "list-status"):
+            for target, alias in sorted(agent.list_targets(ctx, conn).items()):
+                stdout.write(f"{target},{alias}\n")
+            return int(Fence.SUCCESS)
+        if action == "status":
+            state = agent.get_power(ctx, conn)
+            stdout.write(f"Status: {state.upper()}\n")
+            return int(Fence.SUCCESS if state == ON else Fence.OFF)
+        if action in (ON, OFF):
+            _set_verified(agent, ctx, conn, action, stdout)
+            return int(Fence.SUCCESS)
+        # reboot: only the off part decides success
+        _set_verified(agent, ctx, conn, OFF, stdout, quiet=True)
+        try:
+            _set_verified(agent, ctx, conn, ON, stdout, quiet=True)
+        except (FenceError, DeadlineExceeded) as err:
+            ctx.log.warning("power on after reboot failed (the node is off, fencing succeeded): %s", err)
+        stdout.write("Success: Rebooted\n")
+        return int(Fence.SUCCESS)
+
+
+def _set_verified(agent: FenceAgent, ctx: FenceContext, conn: Any, target: str, stdout: TextIO,
+                  quiet: bool = False) -> None:
+    current = agent.get_power(ctx, conn)
+    if current == target:
+        if not quiet:
+            stdout.write(f"Success: Already {target.upper()}\n")
+        return
+    if target == ON:
+        agent.wait_before_on(ctx, conn)
+    ctx.log.info("setting power %s for %s", target.upper(), ctx.plug or "device")
+    agent.set_power(ctx, conn, target)
+    if float(ctx.values.power_wait) > 0:
+        ctx.deadline.sleep(float(ctx.values.power_wait))
+    poll = ctx.deadline.sub(float(ctx.values.power_timeout))
+    seen = [current]
+
+    def reached() -> Optional[bool]:
+        seen.append(agent.get_power(ctx, conn))
+        return True if seen[-1] == target else None
+
+    try:
+        poll.poll(reached, interval=0.2, max_interval=1.0, what=f"power {target.upper()}")
+    except DeadlineExceeded:
+        raise FenceError(f"timed out waiting for power {target.upper()} after {poll.total:.0f}s "
+                         f"(device still reports {seen[-1].upper()})") from None
+    if not quiet:
+        stdout.write(f"Success: Powered {target.upper()}\n")
+
+
+def main(agent: FenceAgent) -> None:
+    code = run(agent, sys.argv, dict(os.environ))
+    try:
+        sys.stdout.flush()
+        sys.stdout.close()
+    except Exception:
+        code = int(Fence.ERROR)
+    sys.exit(code)
