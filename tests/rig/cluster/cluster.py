@@ -507,6 +507,27 @@ class Cluster:
         if start and nodeops.power_state(self.layout, n):
             nodeops.start_service(self.layout, n, service)
 
+    def remove_service(self, node: str, name: str) -> None:
+        """Forget a boot service; a running instance stays until the node loses power."""
+        n = self.node(node)
+        n.services = [s for s in n.services if s.name != name]
+        self.layout.save()
+
+    def fence_log(self, event: FenceEvent) -> List[str]:
+        """The delegate fencer's log lines for a fence operation (which device, which rc)."""
+        log = self.layout.node_dir(self.node(event.delegate)) / "log" / "pacemaker.log"
+        needle = f"'{event.action}'"
+        return [line for line in log.read_text(errors="replace").splitlines()
+                if "pacemaker-fenced" in line and needle in line
+                and f"targeting {event.target} using" in line]
+
+    def resource_agent(self, rsc: str) -> str:
+        """``class:provider:type`` of a resource as crm_mon reports it."""
+        for r in self.crm_mon().iter("resource"):
+            if r.get("id") == rsc:
+                return r.get("resource_agent", "")
+        raise RigError(f"no resource {rsc!r}")
+
     def memory_kib(self) -> Dict[str, int]:
         """Resident memory per node (its processes) and for all BMCs together."""
         def rss(pid: int) -> int:

@@ -1,0 +1,110 @@
+"""The real cluster rig: Pacemaker fences a lost compute through its ipmi_sim BMC.
+
+Waits are generous (a loaded 2-core CI box); they bound the test, they do not measure it.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.rig.cluster.cluster import Cluster, wait_for
+from tests.rig.cluster.config import Service
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+FENCE_TIMEOUT = 180.0
+REJOIN_TIMEOUT = 240.0
+
+
+def _restore(rig: Cluster, node: str) -> None:
+    """Best effort: put the node back on the network and powered, whatever the test did."""
+    rig.heal(node)
+    if "off" in rig.power_status(node):
+        rig.power_on(node)
+
+
+def _assert_fenced_via_ipmi(rig: Cluster, node: str, already: int) -> None:
+    event = rig.wait_fenced(node, timeout=FENCE_TIMEOUT, already=already)
+    assert event.action == "off"
+    assert event.delegate in {n.name for n in rig.layout.controllers}
+    device = f"fence-{node}"
+    assert rig.resource_agent(device) == "stonith:fence_ipmilan"
+    assert any(f"using {device} returned 0" in line for line in rig.fence_log(event)), \
+        rig.fence_log(event)
+
+
+def test_power_loss_kills_node_and_its_services_then_is_fenced_and_rejoins(
+        converged_cluster: Cluster) -> None:
+    rig = converged_cluster
+    node = rig.layout.computes[0].name
+    node_run = rig.layout.node_dir(rig.node(node)) / "run"
+    mark = secrets.token_hex(4)
+    svc = Service("boot-probe", ["/bin/sh", "-c", 'echo "$MARK" > /run/boot-probe; exec sleep 3600'],
+                  env={"MARK": mark})
+    rig.add_service(node, svc)
+    try:
+        wait_for("boot service running", lambda: (node_run / "boot-probe").exists(), 30)
+        assert "compute-dummy" in rig.resources_on(node)
+        old_pids = set(rig.node_pids(node))
+        already = len(rig.successful_fences(node))
+
+        rig.power_off(node)
+        assert rig.node_pids(node) == [], "power loss must kill every process of the node"
+        assert not (node_run / "boot-probe").exists(), "volatile /run survives power loss"
+
+        _assert_fenced_via_ipmi(rig, node, already)
+        status = rig.wait_node(node, online=False, timeout=60)
+        assert status.type == "remote"
+        assert "off" in rig.power_status(node)  # fence action "off": the node stays down
+        assert "compute-dummy" not in rig.resources_on(node)
+
+        rig.power_on(node)
+        rig.wait_node(node, online=True, timeout=REJOIN_TIMEOUT)
+        wait_for("Dummy back on the node", lambda: "compute-dummy" in rig.resources_on(node),
+                 REJOIN_TIMEOUT)
+        assert (node_run / "boot-probe").read_text().strip() == mark  # boot hook ran again
+        assert old_pids.isdisjoint(rig.node_pids(node))
+    finally:
+        rig.remove_service(node, svc.name)
+        _restore(rig, node)
+
+
+def test_network_partition_is_fenced_and_node_rejoins_when_healed(
+        converged_cluster: Cluster) -> None:
+    rig = converged_cluster
+    node = rig.layout.computes[-1].name
+    already = len(rig.successful_fences(node))
+    try:
+        rig.partition(node)
+        assert rig.node_pids(node), "a partitioned node keeps running"
+
+        _assert_fenced_via_ipmi(rig, node, already)
+        assert rig.node_pids(node) == [], "fencing through the BMC must kill the node"
+        assert "off" in rig.power_status(node)
+        rig.wait_node(node, online=False, timeout=60)
+
+        rig.heal(node)
+        rig.power_on(node)
+        rig.wait_node(node, online=True, timeout=REJOIN_TIMEOUT)
+        wait_for("Dummy back on the node", lambda: "compute-dummy" in rig.resources_on(node),
+                 REJOIN_TIMEOUT)
+    finally:
+        _restore(rig, node)
+
+
+def test_working_tree_agents_are_visible_inside_nodes_only(converged_cluster: Cluster) -> None:
+    rig = converged_cluster
+    node = rig.layout.computes[0].name
+    probe = rig.layout.agents_dir / "ocf" / "computeha" / "RigVisibilityProbe"
+    probe.write_text("#!/bin/sh\nexit 0\n")
+    probe.chmod(0o755)
+    try:
+        inside = rig.x(node, ["ls", "/usr/lib/ocf/resource.d/computeha"]).stdout.split()
+        assert "RigVisibilityProbe" in inside
+        providers = rig.x(rig.controller(), ["crm_resource", "--list-ocf-providers"]).stdout
+        assert "computeha" in providers.split()
+        assert not Path("/usr/lib/ocf/resource.d/computeha").exists(), "host /usr polluted"
+    finally:
+        probe.unlink()
