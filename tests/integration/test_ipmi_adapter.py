@@ -6,6 +6,7 @@ power state file, and with ipmitool -I lanplus as an independent client
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -266,3 +267,30 @@ def test_no_child_process_argv_holds_the_password(bmc_factory) -> None:
     assert chassis, "the scan never saw the chassis program"
     assert ipmi_sim, "the scan never saw ipmi_sim"
     assert not [c for c in seen.values() if password in c]
+
+
+def test_debug_logging_never_shows_the_password(ipmi_bmc: bmcrig.Bmc,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    # python-ipmi logs its Session object (with the password) when closing.
+    caplog.set_level(logging.DEBUG)
+    with open_session(target(ipmi_bmc), TIMEOUT) as dev:
+        dev.set_power("off")
+        assert wait_until(dev.get_power, "off") == "off"
+    assert any(r.name.startswith("pyipmi") for r in caplog.records)  # debug was on
+    assert ipmi_bmc.password() not in caplog.text
+
+
+def test_power_hooks_run_on_real_state_changes(bmc_factory, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    bmc = bmc_factory.get("bmc-hooks",
+                          on_power_off=["sh", "-c", f"echo off >> {marks}/log"],
+                          on_power_on=["sh", "-c", f"echo on >> {marks}/log"])
+    bmc.set_power_file("on")
+    with open_session(target(bmc), TIMEOUT) as dev:
+        dev.set_power("off")
+        assert wait_until(dev.get_power, "off") == "off"
+        dev.set_power("off")  # no change: no hook
+        dev.set_power("on")
+        assert wait_until(dev.get_power, "on") == "on"
+    assert (marks / "log").read_text().split() == ["off", "on"]
