@@ -29,6 +29,10 @@ _BMC_IPMB_ADDRESS = 0x20
 _MAX_ATTEMPTS = 4
 _MIN_ATTEMPT_SECONDS = 2.0
 
+# RMCP+ open-session status codes meaning "not these algorithms" (IPMI v2.0
+# table 13-15): the BMC does not support the requested cipher suite.
+_MSC_ALGORITHM_REJECTED = (0x04, 0x05, 0x06, 0x07, 0x10, 0x11)
+
 T = TypeVar("T")
 
 
@@ -184,8 +188,6 @@ def _translate(exc: BaseException, target: BmcTarget, doing: str,
             return IpmiAuthError(text, target)
         return IpmiProtocolError(f"{text} while {doing}", target)
     if isinstance(exc, pe.MessageStatusCodeError):
-        from pyipmi.interfaces.rmcpplus import _MSC_ALGORITHM_REJECTED
-
         if exc.msc in _MSC_ALGORITHM_REJECTED:
             return IpmiProtocolError(f"BMC does not support cipher suite {target.cipher} "
                                      f"({exc.msc_desc})", target)
