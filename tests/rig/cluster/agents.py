@@ -6,55 +6,49 @@ stages a small tree under ``.rig/cluster/agents/`` and each node overlays it (re
 overlayfs, in the node's own mount namespace) on those two directories, so the host's
 /usr stays untouched.
 
-What is staged:
-- If the repository has a Makefile with an ``install`` target, ``make install DESTDIR=...``
-  and its ``usr/lib/ocf/resource.d`` and ``usr/sbin/fence_*``.
-- Otherwise a wrapper per executable agent found in the working tree: ``agents/<Name>``
-  (executable, not starting with "_") becomes ``ocf:computeha:<Name>`` and
-  ``fence/fence_<x>`` becomes ``/usr/sbin/fence_<x>`` (a trailing ``.py`` is dropped).
-  Wrappers exec the working-tree file (Python ones with the project venv's interpreter), so
-  edits are live without restaging; adding a new agent needs a rig restart (the overlay is
-  set up at node creation).
+What is staged: the project's own ``make install DESTDIR=.agents/destdir PYTHON=<venv python>``
+(wrappers that import the agent modules from the editable install, so edits in the working tree
+are live without restaging). An agent whose module is not importable yet is skipped with a
+note in ``agents/stage.log``; the overlay is set up when a node is created, so an agent added
+later needs a rig restart (``down.sh`` + ``up.sh``).
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 from tests.rig.cluster.config import REPO
 
 PROVIDER = "computeha"
 
 
-def _is_python(path: Path) -> bool:
-    if path.suffix == ".py":
-        return True
-    try:
-        with open(path, "rb") as f:
-            first = f.readline(200)
-    except OSError:
-        return False
-    return first.startswith(b"#!") and b"python" in first
+PRINT_MK = """
+print-agents:
+\t@echo $(OCF_AGENTS)
+\t@echo $(FENCE_AGENTS)
+"""
 
 
-def _wrapper(target: Path, python: str) -> str:
-    run = f'exec "{python}" "{target}" "$@"' if _is_python(target) else f'exec "{target}" "$@"'
-    return f"#!/bin/sh\n# cluster rig wrapper: runs the working-tree agent\n{run}\n"
+def _make(repo: Path, args: List[str], log: Path) -> bool:
+    with open(log, "a") as out:
+        out.write(f"$ make {' '.join(args)}\n")
+        out.flush()
+        return subprocess.run(["make", "--no-print-directory", "-C", str(repo), *args],
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=300, check=False).returncode == 0
 
 
-def _discover(repo: Path) -> "tuple[Dict[str, Path], Dict[str, Path]]":
-    ocf: Dict[str, Path] = {}
-    fence: Dict[str, Path] = {}
-    for p in sorted((repo / "agents").glob("*")):
-        if p.is_file() and os.access(p, os.X_OK) and not p.name.startswith(("_", ".")):
-            ocf[p.name[:-3] if p.suffix == ".py" else p.name] = p
-    for p in sorted((repo / "fence").glob("fence_*")):
-        if p.is_file() and os.access(p, os.X_OK):
-            fence[p.name[:-3] if p.suffix == ".py" else p.name] = p
-    return ocf, fence
+def _agent_lists(repo: Path, dest: Path) -> "tuple[List[str], List[str]]":
+    """The Makefile's OCF_AGENTS / FENCE_AGENTS, expanded by make itself."""
+    mk = dest / "print.mk"
+    mk.write_text(PRINT_MK)
+    proc = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(repo), "-f", "Makefile",
+                           "-f", str(mk), "print-agents"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    lines = proc.stdout.splitlines() + ["", ""]
+    return lines[0].split(), lines[1].split()
 
 
 def _has_install_target(repo: Path) -> bool:
@@ -68,29 +62,25 @@ def stage(dest: Path, python: str, repo: Path = REPO) -> Dict[str, str]:
     shutil.rmtree(dest, ignore_errors=True)
     (ocf_dir / PROVIDER).mkdir(parents=True)
     sbin_dir.mkdir(parents=True)
+    log = dest / "stage.log"
+    if not _has_install_target(repo):
+        log.write_text("no 'make install' target: no agents staged\n")
+        return {}
+    root = dest / "destdir"
+    common = [f"DESTDIR={root}", f"PYTHON={python}", f"PROVIDER={PROVIDER}"]
+    if not _make(repo, ["install", *common], log):
+        # some agent is not importable yet: stage the others one by one
+        ocf, fence = _agent_lists(repo, dest)
+        for entry in ocf:
+            _make(repo, ["install", *common, f"OCF_AGENTS={entry}", "FENCE_AGENTS="], log)
+        for entry in fence:
+            _make(repo, ["install", *common, "OCF_AGENTS=", f"FENCE_AGENTS={entry}"], log)
     staged: Dict[str, str] = {}
-    if _has_install_target(repo):
-        root = dest / "destdir"
-        subprocess.run(["make", "-C", str(repo), "install", f"DESTDIR={root}"], check=True,
-                       stdout=subprocess.DEVNULL, timeout=300)
-        src_ocf = root / "usr" / "lib" / "ocf" / "resource.d"
-        if src_ocf.is_dir():
-            shutil.copytree(src_ocf, ocf_dir, dirs_exist_ok=True)
-        for p in (root / "usr" / "sbin").glob("fence_*"):
-            shutil.copy2(p, sbin_dir / p.name)
-        for p in list(ocf_dir.rglob("*")) + list(sbin_dir.glob("*")):
-            if p.is_file():
-                staged[p.name] = str(p)
-        return staged
-    ocf, fence = _discover(repo)
-    for name, target in ocf.items():
-        out = ocf_dir / PROVIDER / name
-        out.write_text(_wrapper(target, python))
-        out.chmod(0o755)
-        staged[name] = str(out)
-    for name, target in fence.items():
-        out = sbin_dir / name
-        out.write_text(_wrapper(target, python))
-        out.chmod(0o755)
-        staged[name] = str(out)
+    src_ocf = root / "usr" / "lib" / "ocf" / "resource.d" / PROVIDER
+    for p in sorted(src_ocf.glob("*")) if src_ocf.is_dir() else []:
+        shutil.copy2(p, ocf_dir / PROVIDER / p.name)
+        staged[p.name] = str(ocf_dir / PROVIDER / p.name)
+    for p in sorted((root / "usr" / "sbin").glob("fence_*")):
+        shutil.copy2(p, sbin_dir / p.name)
+        staged[p.name] = str(sbin_dir / p.name)
     return staged

@@ -173,6 +173,18 @@ class Cluster:
             raise RigError(f"{self.layout.remoted} missing: run tests/rig/cluster/install.sh")
         t0 = time.monotonic()
         self.down(quiet=True)
+        try:
+            self._bring_up(t0)
+        except BaseException:
+            print(f"cluster rig bring-up failed; logs under {self.root / 'nodes'}", file=sys.stderr)
+            self.down(quiet=True)
+            raise
+        print(f"cluster rig up in {self.timings['up_total_s']:.1f}s under {self.root}")
+        for what, path in self.log_paths().items():
+            print(f"  logs {what}: {path}")
+        return self
+
+    def _bring_up(self, t0: float) -> None:
         self._write_files()
         self._network()
         for n in self.layout.nodes:
@@ -193,10 +205,6 @@ class Cluster:
         (self.root / "configured").write_text("ok\n")
         self.timings["converged_s"] = time.monotonic() - t1
         self.timings["up_total_s"] = time.monotonic() - t0
-        print(f"cluster rig up in {self.timings['up_total_s']:.1f}s under {self.root}")
-        for what, path in self.log_paths().items():
-            print(f"  logs {what}: {path}")
-        return self
 
     def _write_files(self) -> None:
         lay = self.layout
@@ -578,8 +586,14 @@ class Cluster:
             _run(["ip", "netns", "del", ns], check=False)
         for n in lay.nodes:
             (lay.node_dir(n) / "anchor.pid").unlink(missing_ok=True)
-        if _run(["ip", "link", "show", lay.bridge], check=False).returncode == 0:
-            _run(["ip", "link", "del", lay.bridge])
+        # netns deletion tears veths down asynchronously: delete our ends (and so the
+        # pairs) explicitly, so that an immediate up() can reuse the names
+        links = [lay.veth(n) for n in lay.nodes] + [lay.bmc_veth, lay.bridge]
+        for link in links:
+            _run(["ip", "link", "del", link], check=False)
+        wait_for("rig interfaces gone",
+                 lambda: all(_run(["ip", "link", "show", link], check=False).returncode != 0
+                             for link in links), timeout=30, interval=0.1)
         if not quiet:
             print(f"cluster rig down (logs kept under {lay.root / 'nodes'})")
 
