@@ -68,7 +68,7 @@ rig-down:
 	bash tests/rig/openstack/down.sh
 
 update-golden: venv
-	$(VPY) -m tests.tools.golden --update
+	COMPUTEHA_UPDATE_GOLDEN=1 $(VPY) -m pytest -q tests/unit -k golden
 
 update-readme: venv
 	$(VPY) -m tests.tools.readme --update
