@@ -139,7 +139,7 @@ class IpmiFence(fence.FenceAgent):
         "sleeping. fence_ipmilan's parameter names are accepted, so an existing device can switch by "
         "changing only its type. One BMC controls one machine and there is no list action: configure "
         "pcmk_host_list=<node> on the device. The plug is ignored unless port_as_ip is set.")
-    vendor_url = "https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/ipmi-home.html"
+    vendor_url = ""  # IPMI is a standard, not one vendor's product (fence_ipmilan leaves it empty too)
     has_plug = True  # Pacemaker passes plug=<node>; used only with port_as_ip
     has_list = False
     table = IPMI_PARAMS
