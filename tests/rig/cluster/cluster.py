@@ -27,7 +27,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
 from tests.rig.cluster import agents as agents_mod
 from tests.rig.cluster import node as nodeops
@@ -514,6 +514,48 @@ class Cluster:
         self.layout.save()
         if start and nodeops.power_state(self.layout, n):
             nodeops.start_service(self.layout, n, service)
+
+    def add_power_hook(self, node: str, when: str, hook: Service) -> None:
+        """Run ``hook`` (outside the node) each time its BMC cuts ("off") or restores ("on")
+        power; a hook with the same name is replaced."""
+        n = self.node(node)
+        attr = {"off": "power_off_hooks", "on": "power_on_hooks"}[when]
+        setattr(n, attr, [h for h in getattr(n, attr) if h.name != hook.name] + [hook])
+        self.layout.save()
+
+    def attach_openstack(self, os_rig: Any) -> List[str]:
+        """Move the nova-compute of each compute host into the node of the same name.
+
+        ``os_rig`` is a ``tests.rig.openstack.cloud.OpenStackRig`` started with
+        ``COMPUTEHA_RIG_BIND=<layout.host_ip>`` (the bridge address), since a node cannot
+        reach the root namespace's 127.0.0.1. Afterwards BMC power-off kills that
+        nova-compute and tells the fake hypervisor its guests are gone; power-on marks the
+        host powered again and boots nova-compute inside the node. Returns the hosts moved.
+        """
+        bind = os_rig.settings.bind
+        if bind != self.layout.host_ip:
+            raise RigError(f"the OpenStack rig listens on {bind}: nodes reach only the bridge "
+                           f"address; start it with COMPUTEHA_RIG_BIND={self.layout.host_ip}")
+        mine = {n.name for n in self.layout.computes}
+        env = {"PYTHONPATH": str(REPO), "COMPUTEHA_RIG_DIR": str(os_rig.paths.root)}
+        py = self.layout.python
+        moved = []
+        for host in os_rig.compute_hosts:
+            if host not in mine:
+                continue
+            os_rig.kill_compute(host)  # its root-namespace instance, if any
+            cmd = os_rig.compute_command(host)
+            self.add_power_hook(host, "off", Service(
+                "openstack-power-off", [py, "-m", "tests.rig.openstack.cli", "power-off", host],
+                env=env, cwd=str(REPO)))
+            self.add_power_hook(host, "on", Service(
+                "openstack-power-on",
+                [py, "-c", "import sys; from tests.rig.openstack.cloud import OpenStackRig; "
+                 "OpenStackRig().power_on(sys.argv[1], start_compute=False)", host],
+                env=env, cwd=str(REPO)))
+            self.add_service(host, Service("nova-compute", list(cmd.argv), dict(cmd.env)))
+            moved.append(host)
+        return moved
 
     def remove_service(self, node: str, name: str) -> None:
         """Forget a boot service; a running instance stays until the node loses power."""

@@ -45,6 +45,10 @@ class Node:
     bmc_ip: str
     services: List[Service] = field(default_factory=list)
     nodeid: int = 0  # corosync node id, controllers only
+    # commands run (outside the node, to completion) when its BMC cuts or restores power,
+    # e.g. telling the OpenStack rig's fake hypervisor that the host's guests are gone
+    power_off_hooks: List[Service] = field(default_factory=list)
+    power_on_hooks: List[Service] = field(default_factory=list)
 
     @property
     def is_controller(self) -> bool:
@@ -141,8 +145,9 @@ class Layout:
         data = json.loads((Path(rig_dir) / "rig.json").read_text())
         nodes = []
         for nd in data.pop("nodes"):
-            services = [Service(**s) for s in nd.pop("services")]
-            nodes.append(Node(services=services, **nd))
+            lists = {k: [Service(**s) for s in nd.pop(k, [])]
+                     for k in ("services", "power_off_hooks", "power_on_hooks")}
+            nodes.append(Node(**lists, **nd))
         return cls(nodes=nodes, **data)
 
 

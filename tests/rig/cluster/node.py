@@ -178,6 +178,7 @@ def boot(layout: Layout, node: Node) -> None:
         _spawn(layout, node, "pacemakerd", ["pacemakerd"], pcmk_env)
     else:
         _spawn(layout, node, "pacemaker-remoted", [str(layout.remoted)], pcmk_env)
+    run_hooks(layout, node, node.power_on_hooks)
     for svc in node.services:
         start_service(layout, node, svc)
 
@@ -186,6 +187,16 @@ def start_service(layout: Layout, node: Node, svc: Service) -> int:
     env = dict(BASE_ENV)
     env.update(svc.env)
     return _spawn(layout, node, svc.name, list(svc.argv), env, cwd=svc.cwd)
+
+
+def run_hooks(layout: Layout, node: Node, hooks: List[Service]) -> None:
+    """Power hooks run in the BMC's context (not inside the node) and must finish."""
+    for hook in hooks:
+        env = dict(BASE_ENV)
+        env.update(hook.env)
+        with open(layout.node_dir(node) / "log" / f"{hook.name}.out", "ab") as log:
+            subprocess.run(hook.argv, env=env, cwd=hook.cwd, stdin=subprocess.DEVNULL,
+                           stdout=log, stderr=subprocess.STDOUT, timeout=120, check=False)
 
 
 def _detached_boot(layout: Layout, node: Node) -> None:
@@ -227,6 +238,7 @@ def chassis(layout: Layout, node: Node, args: List[str]) -> int:
                 set_power_state(layout, node, new)
                 if old == 1 and new == 0:
                     kill_all(layout, node)
+                    run_hooks(layout, node, node.power_off_hooks)
                 elif old == 0 and new == 1:
                     _detached_boot(layout, node)
             elif key not in ("reset", "boot", "shutdown", "identify"):
