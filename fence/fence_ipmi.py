@@ -15,7 +15,10 @@ lanplus, cipher, privlvl, ...) when only its type is changed.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import string
+import sys
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional, TypeVar
@@ -242,7 +245,13 @@ AGENT = IpmiFence()
 
 
 def main() -> None:
-    fence.main(AGENT)
+    # Like fence-agents, answer to the name we are installed under
+    # (make install FENCE_IPMI_NAME=...), so metadata and log tags match it.
+    agent = IpmiFence()
+    called = os.path.basename(sys.argv[0] if sys.argv else "")
+    if re.fullmatch(r"fence_[A-Za-z0-9_]+", called):
+        agent.name = called
+    fence.main(agent)
 
 
 if __name__ == "__main__":
