@@ -1,0 +1,649 @@
+"""The evacuation engine: claim host -> check fence evidence -> select -> evacuate with confirmation -> record.
+
+One engine runs in the NovaEvacuate worker process. Each loop it reads the
+`computeha-evacuate` record of every node (one CIB query), and for every host
+whose record is requested/running it:
+
+1. checks the fence evidence in Nova (compute service forced down, or down and
+   disabled with our `computeha:` reason); anything else is logged and left alone;
+2. claims it (record `running;<request time>;<this node>`), lists its servers
+   once (flavor extra specs embedded) and its evacuation migrations once, and
+   decides per server (evacuation_select);
+3. hands instances to a bounded pool of evacuate-and-confirm workers, highest
+   priority first across all failed hosts, within a global and a per-host cap;
+4. records the outcome per instance (StateDir, atomic) and, when every instance
+   is done or failed for good, marks the host `done`/`failed`.
+
+Never two evacuations of one instance: the first attempt of an instance is
+issued only from a fresh listing showing it idle on the failed host; every
+later attempt (retry, in-doubt call, resume after a kill) first inspects Nova
+(task_state, evacuation migrations since the request) and only waits if an
+evacuation is in flight. A call whose answer was lost is re-inspected only
+after `in_doubt_grace`, so that a request still inside nova-api lands first.
+"""
+from __future__ import annotations
+
+import calendar
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from computeha.ocf_lib import evacuation_record as rec
+from computeha.ocf_lib.attrs import ClusterAttributeError, NodeAttributes
+from computeha.ocf_lib.nova import (FAILED_MIGRATION, FINISHED_MIGRATION, IN_PROGRESS_MIGRATION, Migration, Nova,
+                                    NovaAuthError, NovaBadRequest, NovaConflict, NovaError, NovaForbidden,
+                                    NovaNotFound, NovaUnavailable, Server, Service)
+
+from . import evacuation_select as sel
+from .evacuation_params import Settings
+from .evacuation_store import (DONE, FAILED, INFLIGHT, ISSUING, PENDING, REPORTED, SKIPPED, HostProgress,
+                               InstanceProgress, ProgressStore)
+
+CLOCK_SLACK = 120  # seconds of clock skew tolerated between controllers and Nova when matching migrations
+GATE_RECHECK = 5.0
+FRESH_LISTING = 60.0  # seconds a server listing is trusted for an instance's first evacuate call  # seconds between fence-evidence checks of a host that failed them
+
+# outcome kinds of one evacuate-and-confirm task
+O_DONE, O_RETRY, O_FAILED, O_DOUBT, O_BLOCKED, O_GONE, O_INTERRUPTED, O_DEFER = (
+    "done", "retry", "failed", "doubt", "blocked", "gone", "interrupted", "defer")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    reason: str = ""
+    dest: str = ""
+    at: float = 0.0  # O_DEFER: when to look again (0: a few seconds from now)
+
+
+def nova_time(text: str) -> float:
+    """Epoch seconds of a Nova timestamp (UTC, with or without fraction/zone); 0 if unreadable."""
+    try:
+        return float(calendar.timegm(time.strptime(str(text).strip()[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return 0.0
+
+
+def iso_utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def fence_evidence(service: Optional[Service]) -> Optional[str]:
+    """None when Nova confirms the host is fenced, else why not."""
+    if service is None:
+        return "Nova knows no nova-compute service for it"
+    if service.forced_down:
+        return None
+    if service.state == "down" and service.status == "disabled" and rec.is_ours(service.disabled_reason):
+        return None
+    return (f"its compute service is not forced down (state={service.state}, status={service.status}, "
+            f"forced_down={service.forced_down})")
+
+
+def match_service(node: str, services: Sequence[Service]) -> Optional[Service]:
+    """The nova-compute service of a Pacemaker node: exact host name, else the unique short-name match."""
+    computes = [s for s in services if s.binary == "nova-compute"]
+    for svc in computes:
+        if svc.host == node:
+            return svc
+    short = node.split(".")[0]
+    found = [s for s in computes if s.host.split(".")[0] == short]
+    return found[0] if len(found) == 1 else None
+
+
+class Engine:
+    def __init__(self, nova: Nova, records: NodeAttributes, settings: Settings, store: ProgressStore,
+                 log: logging.Logger, node: str, progress: Optional[NodeAttributes] = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.nova = nova
+        self.records = records
+        self.progress = progress
+        self.s = settings
+        self.store = store
+        self.log = log
+        self.node = node or "unknown"
+        self.clock = clock
+        self.hosts: Dict[str, HostProgress] = {}
+        self.running: Dict[str, str] = {}  # instance id -> node
+        self.events: "queue.Queue[Tuple[str, str, Outcome]]" = queue.Queue()
+        self.stop = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="evacuate")
+        self.lock = threading.Lock()  # guards HostProgress objects shared with the worker threads
+        self._said: Dict[str, str] = {}  # node -> last message logged about it (log changes only)
+        self._gate_next: Dict[str, float] = {}
+        self._last_issue = 0.0
+        self._next_scan = 0.0
+        self._targets: List[str] = []
+        self._target_load: Dict[str, int] = {}
+        self._reason_pending: Dict[str, str] = {}  # node -> disabled_reason text to write
+        self._finish_pending: Dict[str, str] = {}  # node -> record value still to write
+        self.first_issue_at: Optional[float] = None
+        self.refused: set = set()  # flagged nodes left alone (no fence evidence, mass-failure guard)
+        self._planned: Dict[str, float] = {}  # node -> monotonic time of the server listing
+
+    # --- logging helpers ----------------------------------------------------------------
+    def _say(self, node: str, level: int, message: str) -> None:
+        if self._said.get(node) != message:
+            self._said[node] = message
+            self.log.log(level, "%s", message)
+
+    # --- the loop -----------------------------------------------------------------------
+    def run(self, should_continue: Callable[[], bool]) -> None:
+        """The worker's loop; returns when should_continue() is false or stop is set."""
+        while not self.stop.is_set() and should_continue():
+            self.step()
+
+    def run_until_idle(self, timeout: float) -> bool:
+        """Tests and benchmark: loop until no flagged host is left to handle; True if that happened in time."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.step()
+            if self.idle():
+                return True
+        return False
+
+    def idle(self) -> bool:
+        if self.running or self._finish_pending or any(not h.finished for h in self.hosts.values()):
+            return False
+        try:
+            values = self.records.get_all(rec.ATTRIBUTE)
+        except ClusterAttributeError:
+            return False
+        for node, value in values.items():
+            record = rec.parse(value)
+            if record and record.state in (rec.REQUESTED, rec.RUNNING) and node not in self.refused:
+                return False
+        return True
+
+    def step(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self._next_scan = now + self.s.poll_interval
+            self.scan()
+        self.dispatch()
+        self._flush_side_records()
+        wait = max(0.0, min(self._next_scan - time.monotonic(), self.s.poll_interval))
+        if self.s.stagger and self._has_ready():
+            wait = min(wait, max(0.0, self._last_issue + self.s.stagger - time.monotonic()))
+        self.process_events(wait)
+
+    def close(self, wait: bool = True) -> None:
+        self.stop.set()
+        self.pool.shutdown(wait=wait)
+        self.process_events(0)
+
+    # --- 1. scan records, check evidence, claim -------------------------------------------
+    def scan(self) -> None:
+        try:
+            values = self.records.get_all(rec.ATTRIBUTE)
+        except ClusterAttributeError as err:
+            self._say("*records", logging.WARNING, f"cannot read the evacuation records: {err}")
+            return
+        self._said.pop("*records", None)
+        active = {}
+        for node, value in values.items():
+            record = rec.parse(value)
+            if record is not None and record.state in (rec.REQUESTED, rec.RUNNING):
+                active[node] = record
+        for node in list(self.hosts):
+            if node not in active and node not in self._finish_pending:
+                self.log.info("evacuation record of %s was cleared or finished elsewhere: no longer tracked", node)
+                self.hosts.pop(node, None)
+        for node, host in self.hosts.items():
+            if host.blocked and time.monotonic() >= self._gate_next.get(node, 0):
+                self._recheck_blocked(host)
+        new = [n for n in active if n not in self.hosts and time.monotonic() >= self._gate_next.get(n, 0)]
+        if not new:
+            return
+        try:
+            services = self.nova.compute_services()
+        except NovaError as err:
+            self._say("*nova", logging.WARNING, f"Nova unavailable, evacuations wait: {err}")
+            return
+        self._said.pop("*nova", None)
+        blocked_by_guard = self._mass_failure(active, services)
+        for node in sorted(new, key=lambda n: active[n].since):
+            record = active[node]
+            service = match_service(node, services)
+            why = fence_evidence(service)
+            if why is not None:
+                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+                self._say(node, logging.WARNING, f"{node} is flagged for evacuation but {why}: left alone")
+                self.refused.add(node)
+                continue
+            if blocked_by_guard and not (record.state == rec.RUNNING and record.detail.startswith(self.node)):
+                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+                self._say(node, logging.CRITICAL, f"{node} not evacuated: {blocked_by_guard}")
+                self._set_progress(node, "blocked: mass failure")
+                self.refused.add(node)
+                continue
+            try:
+                self.claim(node, record, service, services)
+            except NovaError as err:
+                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+                self._say(node, logging.WARNING, f"cannot plan the evacuation of {node} yet: {err}")
+            except ClusterAttributeError as err:
+                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+                self._say(node, logging.WARNING, f"cannot claim {node}: {err}")
+
+    def _mass_failure(self, active: Dict[str, rec.EvacuationRecord], services: Sequence[Service]) -> str:
+        share = self.s.mass_failure_share
+        if share <= 0:
+            return ""
+        total = len([s for s in services if s.binary == "nova-compute"])
+        now = self.clock()
+        recent = [n for n, r in active.items() if r.since == 0 or now - r.since <= self.s.mass_failure_window]
+        if total and len(recent) >= 2 and len(recent) * 100 > share * total:
+            return (f"MASS FAILURE GUARD: {len(recent)} of {total} compute hosts flagged within "
+                    f"{self.s.mass_failure_window:.0f}s (more than {share}%): this looks like a partition, "
+                    f"automatic evacuation suspended; evacuate by hand or clear the records")
+        return ""
+
+    def claim(self, node: str, record: rec.EvacuationRecord, service: Service, services: Sequence[Service]) -> None:
+        epoch = int(record.since or self.clock())
+        host = self.store.load(node)
+        if host is None or host.epoch != epoch or host.nova_host != service.host:
+            host = self.plan(node, service.host, epoch)
+            resumed = False
+        else:
+            resumed = True
+            for inst in host.instances.values():
+                if inst.state == PENDING and inst.attempts:
+                    inst.state = ISSUING  # attempted before: inspect Nova before any new call
+        host.claimed_by = self.node
+        host.blocked = ""
+        self.refused.discard(node)
+        self._planned[node] = time.monotonic() if not resumed else 0.0
+        claim_value = rec.EvacuationRecord(rec.RUNNING, epoch, self.node).format()
+        if record.format() != claim_value:
+            self.records.set(node, rec.ATTRIBUTE, claim_value)
+        self.store.save(host)
+        self.hosts[node] = host
+        self._said.pop(node, None)
+        counts = host.counts()
+        self.log.info("%s %s (Nova host %s, requested %s): %d instances: %s", "resumed" if resumed else "claimed",
+                      node, service.host, iso_utc(epoch), len(host.instances),
+                      ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none")
+        if self.s.target_aggregate:
+            self._load_targets(services, node)
+        self._reason_pending[node] = f"evacuation by {self.node} since {iso_utc(self.clock())}"
+        self._set_progress(node, host.summary())
+        if host.finished:
+            self._finish(host)
+
+    def plan(self, node: str, nova_host: str, epoch: int) -> HostProgress:
+        """List the host's servers once and decide each one; adopt evacuations already under way."""
+        servers = self.nova.servers_on_host(nova_host)
+        migrations = self._our_migrations(self.nova.migrations(source_host=nova_host,
+                                                               changes_since=iso_utc(epoch - CLOCK_SLACK)),
+                                          nova_host, epoch)
+        markers = self._markers(servers, nova_host)
+        host = HostProgress(node=node, nova_host=nova_host, epoch=epoch)
+        by_instance: Dict[str, List[Migration]] = {}
+        for mig in migrations:
+            by_instance.setdefault(mig.instance_uuid, []).append(mig)
+        for server in servers:
+            decision = sel.decide(server, self.s, markers)
+            inst = InstanceProgress(id=server.id, name=server.name, priority=decision.priority,
+                                    expect_status=decision.expect_status, disk=decision.disk,
+                                    reason=decision.reason)
+            migs = by_instance.get(server.id, [])
+            if any(m.status in IN_PROGRESS_MIGRATION for m in migs) or server.task_state is not None:
+                if any(m.status in IN_PROGRESS_MIGRATION for m in migs):
+                    inst.state, inst.reason = INFLIGHT, "evacuation already under way"
+                    inst.expect_status = "ANY"
+                else:
+                    inst.state, inst.reason = REPORTED, f"task {server.task_state} in progress, not ours"
+            elif decision.action == sel.EVACUATE:
+                inst.state = PENDING
+            elif decision.action == sel.SKIP:
+                inst.state = SKIPPED
+            else:
+                inst.state = REPORTED
+            if inst.state in (SKIPPED, REPORTED):
+                self.log.info("%s: instance %s (%s) not evacuated: %s", node, server.id, server.name, inst.reason)
+            host.instances[server.id] = inst
+        # instances already moved since the request (by an earlier run or by hand) count as done
+        for uuid, migs in by_instance.items():
+            if uuid not in host.instances and any(m.status in FINISHED_MIGRATION for m in migs):
+                done = [m for m in migs if m.status in FINISHED_MIGRATION][0]
+                host.instances[uuid] = InstanceProgress(id=uuid, state=DONE, dest=done.dest_compute or "",
+                                                        reason="evacuated before this claim", expect_status="ANY")
+        return host
+
+    def _markers(self, servers: Sequence[Server], nova_host: str) -> sel.CloudMarkers:
+        marker = self.s.marker
+        excluded = set(self.s.exclude_image_ids)
+        for tag in self.s.exclude_image_tags:
+            excluded.update(img.id for img in self.nova.images_with_tag(tag))
+        if self.s.selection == "all":
+            return sel.CloudMarkers(excluded_image_ids=frozenset(excluded))
+        images = frozenset(img.id for img in self.nova.images_with_tag(marker))
+        agg_hosts = sel.marked_aggregate_hosts(self.nova.aggregates(), marker)
+        anything = bool(images) or bool(agg_hosts) or sel.any_server_marked(servers, marker) \
+            or self._flavors_marked(marker)
+        return sel.CloudMarkers(marked_image_ids=images, excluded_image_ids=frozenset(excluded),
+                                marked_aggregate_hosts=agg_hosts, anything_marked=anything)
+
+    def _flavors_marked(self, marker: str) -> bool:
+        """Whether any flavor in the cloud carries the marker (legacy rule).
+
+        PROTOCOL GAP: the Nova Protocol has no flavor listing; an adapter that
+        offers `flavors_with_extra_spec(key)` is used, otherwise only the flavors
+        of the failed host's servers are known (checked by the caller).
+        """
+        lister = getattr(self.nova, "flavors_with_extra_spec", None)
+        if lister is None:
+            return False
+        try:
+            return any(sel.truthy(v) for v in lister(marker).values())
+        except (NovaError, AttributeError, TypeError):
+            return False
+
+    def _our_migrations(self, migrations: Sequence[Migration], nova_host: str, epoch: int) -> List[Migration]:
+        return [m for m in migrations if m.migration_type in ("evacuation", "") and m.source_compute == nova_host
+                and nova_time(m.created_at) >= epoch - CLOCK_SLACK]
+
+    def _load_targets(self, services: Sequence[Service], failed_node: str) -> None:
+        try:
+            aggs = [a for a in self.nova.aggregates() if a.name == self.s.target_aggregate]
+        except NovaError as err:
+            self.log.warning("cannot read aggregate %s, the scheduler chooses: %s", self.s.target_aggregate, err)
+            return
+        hosts = {h for a in aggs for h in a.hosts}
+        usable = [s.host for s in services if s.binary == "nova-compute" and s.host in hosts and s.state == "up"
+                  and s.status == "enabled" and not s.forced_down]
+        if not usable:
+            self.log.warning("aggregate %s has no usable host, the scheduler chooses", self.s.target_aggregate)
+        self._targets = sorted(usable)
+        for h in self._targets:
+            self._target_load.setdefault(h, 0)
+
+    def _pick_target(self) -> Optional[str]:
+        if not self._targets:
+            return None
+        best = min(self._targets, key=lambda h: (self._target_load.get(h, 0), h))
+        self._target_load[best] = self._target_load.get(best, 0) + 1
+        return best
+
+    def _recheck_blocked(self, host: HostProgress) -> None:
+        self._gate_next[host.node] = time.monotonic() + GATE_RECHECK
+        try:
+            service = match_service(host.node, self.nova.compute_services(host.nova_host))
+        except NovaError:
+            return
+        why = fence_evidence(service)
+        if why is None:
+            self.log.info("%s: fence evidence is back, evacuation continues", host.node)
+            host.blocked = ""
+        else:
+            self._say(host.node, logging.WARNING, f"{host.node}: evacuation paused: {why}")
+
+    # --- 2. dispatch ------------------------------------------------------------------------
+    def _ready(self) -> List[Tuple[HostProgress, InstanceProgress]]:
+        now = self.clock()
+        out = []
+        for host in self.hosts.values():
+            if host.blocked or now < host.epoch + self.s.evacuate_delay:
+                continue
+            for inst in host.instances.values():
+                if inst.state in (PENDING, ISSUING, INFLIGHT) and inst.id not in self.running and inst.next_at <= now:
+                    out.append((host, inst))
+        # highest priority first across every failed host; then oldest request; adopted in-flight work first
+        out.sort(key=lambda hi: (hi[1].state != INFLIGHT, -hi[1].priority, hi[0].epoch, hi[1].name, hi[1].id))
+        return out
+
+    def _has_ready(self) -> bool:
+        return bool(self._ready())
+
+    def dispatch(self) -> None:
+        per_host: Dict[str, int] = {}
+        for node in self.running.values():
+            per_host[node] = per_host.get(node, 0) + 1
+        for host, inst in self._ready():
+            if len(self.running) >= self.s.max_parallel:
+                return
+            cap = self.s.max_parallel_per_host
+            if cap and per_host.get(host.node, 0) >= cap:
+                continue
+            if inst.state == PENDING and self.s.stagger and time.monotonic() - self._last_issue < self.s.stagger:
+                continue
+            mode = {PENDING: "issue", ISSUING: "recheck", INFLIGHT: "wait"}[inst.state]
+            if mode == "issue" and time.monotonic() - self._planned.get(host.node, 0.0) > FRESH_LISTING:
+                mode = "recheck"  # the listing is old: look at the server again before the first call
+            if mode == "issue":
+                self._mark_issuing(host, inst)
+                self._last_issue = time.monotonic()
+            self.running[inst.id] = host.node
+            per_host[host.node] = per_host.get(host.node, 0) + 1
+            target = self._pick_target() if mode != "wait" else None
+            self.pool.submit(self._task, host, inst, mode, target)
+
+    def _mark_issuing(self, host: HostProgress, inst: InstanceProgress) -> None:
+        """Persist the intent BEFORE the call: a kill after it leaves an in-doubt instance, never a silent one."""
+        with self.lock:
+            inst.state = ISSUING
+            inst.attempts += 1
+            inst.issued_at = self.clock()
+            self.store.save(host)
+
+    # --- 3. one instance: evacuate and confirm (runs in a pool thread) --------------------------
+    def _task(self, host: HostProgress, inst: InstanceProgress, mode: str, target: Optional[str]) -> None:
+        try:
+            outcome = self._evacuate(host, inst, mode, target)
+        except Exception as err:  # never lose an instance to a bug: it becomes in doubt
+            self.log.error("%s: instance %s: unexpected %s: %s", host.node, inst.id, type(err).__name__, err)
+            outcome = Outcome(O_DOUBT, f"{type(err).__name__}: {err}")
+        self.events.put((host.node, inst.id, outcome))
+
+    def _evacuate(self, host: HostProgress, inst: InstanceProgress, mode: str, target: Optional[str]) -> Outcome:
+        if mode in ("recheck", "wait"):
+            try:
+                seen = self.inspect(host, inst)
+            except NovaNotFound:
+                return Outcome(O_GONE, "server deleted")
+            except NovaError as err:
+                return Outcome(O_DEFER, f"cannot inspect: {err}")
+            if seen.kind in (O_DONE, O_FAILED):
+                return seen
+            if seen.kind == O_RETRY:
+                return seen
+            if seen.kind == "idle":
+                if mode == "wait":
+                    return Outcome(O_RETRY, "no evacuation found in Nova")
+                if inst.issued_at and self.clock() < inst.issued_at + self.s.in_doubt_grace:
+                    # an earlier call may still be inside nova-api: look again after the grace
+                    return Outcome(O_DEFER, "earlier evacuate call in doubt", at=inst.issued_at + self.s.in_doubt_grace)
+                self._mark_issuing(host, inst)  # re-issue: a new intent, persisted first
+                mode = "issue"
+            # seen.kind == "inflight": wait below
+        if mode == "issue":
+            with self.lock:
+                if self.first_issue_at is None:
+                    self.first_issue_at = time.time()
+            try:
+                self.nova.evacuate(inst.id, target)
+            except NovaBadRequest as err:
+                if "in use" in str(err).lower():
+                    return Outcome(O_BLOCKED, str(err))
+                return Outcome(O_RETRY, f"evacuate refused: {err}")
+            except NovaConflict as err:
+                try:
+                    seen = self.inspect(host, inst)
+                except NovaError:
+                    return Outcome(O_DOUBT, f"evacuate refused ({err}) and cannot inspect")
+                if seen.kind != "inflight":
+                    return Outcome(O_RETRY, f"evacuate refused: {err}") if seen.kind == "idle" else seen
+            except NovaNotFound:
+                return Outcome(O_GONE, "server deleted")
+            except (NovaAuthError, NovaForbidden) as err:
+                return Outcome(O_DEFER, f"credentials: {err}")  # refused before any processing
+            except NovaError as err:
+                return Outcome(O_DOUBT, f"no answer to evacuate: {err}")
+            self.events.put((host.node, inst.id, Outcome("accepted")))
+        return self._wait(host, inst)
+
+    def _migrations_of(self, host: HostProgress, inst: InstanceProgress) -> List[Migration]:
+        return self._our_migrations(self.nova.migrations(instance_uuid=inst.id), host.nova_host, host.epoch)
+
+    def inspect(self, host: HostProgress, inst: InstanceProgress) -> Outcome:
+        """What Nova says about this instance's evacuation: done / failed / inflight / idle.
+
+        nova-api sets task_state=rebuilding before it creates the migration record and
+        answers, and only finish_evacuation moves the host: so an idle server on the
+        source (task_state None) has no evacuation in flight, and one GET decides.
+        """
+        server = self.nova.server(inst.id)
+        if server.task_state is not None:
+            return Outcome("inflight")
+        if server.host and server.host != host.nova_host:
+            return self._arrived(server, inst, self._migrations_of(host, inst))
+        return Outcome("idle")
+
+    def _arrived(self, server: Server, inst: InstanceProgress, migs: Sequence[Migration]) -> Outcome:
+        if server.status == "ERROR":
+            return Outcome(O_FAILED, f"ERROR on {server.host} after evacuation", server.host)
+        if migs and not any(m.status in FINISHED_MIGRATION for m in migs):
+            return Outcome("inflight")  # host moved, migration record not yet updated
+        if inst.expect_status not in ("ANY", server.status):
+            self.log.warning("instance %s is %s on %s (was %s before)", inst.id, server.status, server.host,
+                             inst.expect_status)
+        return Outcome(O_DONE, f"{server.status} on {server.host}", server.host)
+
+    def _wait(self, host: HostProgress, inst: InstanceProgress) -> Outcome:
+        end = time.monotonic() + self.s.evacuation_timeout
+        interval = self.s.confirm_interval
+        while not self.stop.is_set():
+            try:
+                server = self.nova.server(inst.id)
+                if server.task_state is None:
+                    if server.host != host.nova_host:
+                        seen = self._arrived(server, inst, self._migrations_of(host, inst))
+                        if seen.kind != "inflight":
+                            return seen
+                    else:  # the evacuation ended without moving the server: it failed
+                        migs = self._migrations_of(host, inst)
+                        status = migs[-1].status if migs else "none"
+                        return Outcome(O_RETRY, f"evacuation ended on the source (server {server.status}, "
+                                                f"migration {status})")
+            except NovaNotFound:
+                return Outcome(O_GONE, "server deleted")
+            except NovaError as err:
+                self.log.debug("instance %s: cannot poll yet: %s", inst.id, err)
+            if time.monotonic() >= end:
+                # still in flight: the next attempt inspects first and never re-issues over it
+                return Outcome(O_RETRY, f"not back after {self.s.evacuation_timeout:.0f}s")
+            self.stop.wait(interval)
+        return Outcome(O_INTERRUPTED)
+
+    # --- 4. outcomes (main thread) ------------------------------------------------------------
+    def process_events(self, timeout: float) -> None:
+        try:
+            item = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._apply(*item)
+            try:
+                item = self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _apply(self, node: str, inst_id: str, outcome: Outcome) -> None:
+        host = self.hosts.get(node)
+        if host is None:
+            self.running.pop(inst_id, None)
+            return
+        inst = host.instances[inst_id]
+        now = self.clock()
+        if outcome.kind == "accepted":
+            with self.lock:
+                inst.state = INFLIGHT
+                self.store.save(host)
+            return
+        self.running.pop(inst_id, None)
+        with self.lock:
+            if outcome.kind == O_DONE:
+                inst.state, inst.dest, inst.reason = DONE, outcome.dest, outcome.reason
+                self.log.info("%s: instance %s (%s) evacuated: %s", node, inst.id, inst.name, outcome.reason)
+            elif outcome.kind == O_GONE:
+                inst.state, inst.reason = REPORTED, outcome.reason
+                self.log.info("%s: instance %s: %s", node, inst.id, outcome.reason)
+            elif outcome.kind == O_FAILED or (outcome.kind == O_RETRY and inst.attempts >= self.s.max_attempts):
+                inst.state, inst.reason = FAILED, outcome.reason
+                self.log.error("%s: instance %s (%s) failed for good after %d attempts: %s", node, inst.id,
+                               inst.name, inst.attempts, outcome.reason)
+            elif outcome.kind == O_RETRY:
+                inst.state, inst.reason = ISSUING, outcome.reason  # next attempt inspects Nova first
+                inst.next_at = now + min(60.0, self.s.retry_backoff * 2 ** (inst.attempts - 1))
+                self.log.warning("%s: instance %s attempt %d: %s; retry in %.0fs", node, inst.id, inst.attempts,
+                                 outcome.reason, inst.next_at - now)
+            elif outcome.kind == O_DOUBT:
+                inst.state, inst.reason = ISSUING, outcome.reason
+                inst.attempts = max(0, inst.attempts - 1)  # an unanswered call is not a failed evacuation
+                inst.next_at = max(now, inst.issued_at + self.s.in_doubt_grace)
+                self.log.warning("%s: instance %s in doubt (%s): Nova is re-checked in %.0fs", node, inst.id,
+                                 outcome.reason, inst.next_at - now)
+            elif outcome.kind == O_DEFER:  # state unchanged: ISSUING/INFLIGHT inspect Nova first next time
+                inst.next_at = outcome.at or now + 5.0
+                self.log.info("%s: instance %s waits %.0fs: %s", node, inst.id, inst.next_at - now, outcome.reason)
+            elif outcome.kind == O_BLOCKED:
+                inst.attempts = max(0, inst.attempts - 1)
+                inst.state = PENDING if inst.state == ISSUING else inst.state
+                host.blocked = outcome.reason
+                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+                self.log.warning("%s: Nova refuses evacuation (%s): paused until the host is forced down", node,
+                                 outcome.reason)
+            # O_INTERRUPTED: the state on disk stays as it is, for the next run
+            self.store.save(host)
+        self._set_progress(node, host.summary())
+        if host.finished:
+            self._finish(host)
+
+    def _finish(self, host: HostProgress) -> None:
+        failed = [i for i in host.instances.values() if i.state == FAILED]
+        summary = host.summary()
+        if failed:
+            value = rec.new(rec.FAILED, f"{summary} {len(failed)} failed: {failed[0].reason}"[:200], self.clock())
+            self.log.error("evacuation of %s finished with failures: %s", host.node, value.detail)
+        else:
+            value = rec.new(rec.DONE, summary, self.clock())
+            self.log.info("evacuation of %s done: %s instances evacuated", host.node, summary)
+        self._finish_pending[host.node] = value.format()
+        self._reason_pending[host.node] = f"evacuation {value.state} {value.detail} at {iso_utc(self.clock())}"
+        self._flush_side_records()
+
+    def _flush_side_records(self) -> None:
+        for node, value in list(self._finish_pending.items()):
+            try:
+                self.records.set(node, rec.ATTRIBUTE, value)
+            except ClusterAttributeError as err:
+                self._say(node, logging.WARNING, f"cannot record the end of {node}'s evacuation yet: {err}")
+                continue
+            self._finish_pending.pop(node, None)
+            self.hosts.pop(node, None)
+        for node, text in list(self._reason_pending.items()):
+            if self.running and node in self.hosts:
+                continue  # not while evacuations are in flight: never slow down the first calls
+            self._reason_pending.pop(node, None)
+            host_name = self.store.load(node)
+            try:
+                services = self.nova.compute_services(host_name.nova_host if host_name else node)
+                service = match_service(node, services)
+                if service is not None and service.status == "disabled" and (
+                        rec.is_ours(service.disabled_reason) or not service.disabled_reason):
+                    self.nova.set_enabled(service, False, rec.disabled_reason(text))
+            except NovaError as err:
+                self.log.debug("cannot update the disabled reason of %s: %s", node, err)
+
+    def _set_progress(self, node: str, text: str) -> None:
+        if self.progress is None:
+            return
+        try:
+            self.progress.set(node, rec.PROGRESS_ATTRIBUTE, text)
+        except ClusterAttributeError as err:
+            self.log.debug("cannot publish progress of %s: %s", node, err)

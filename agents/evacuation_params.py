@@ -1,0 +1,153 @@
+"""NovaEvacuate parameters: the declarative table and the typed settings the engine uses.
+
+The credential parameters keep the legacy NovaEvacuate names (auth_url,
+username, password, tenant_name, user_domain, project_domain, region_name,
+endpoint_type, insecure) so an existing CIB can switch agent type unchanged.
+When the shared credential fragment (`computeha.ocf_lib.nova_auth`) exists it
+is used; until then an equivalent local fragment is declared here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import FrozenSet, Tuple
+
+from computeha.ocf_lib.params import Kind, Param, ParamTable, Values
+
+
+def _endpoint_check(value: str) -> str | None:
+    if value and value not in ("adminURL", "publicURL", "internalURL", "admin", "public", "internal"):
+        return "must be adminURL, publicURL or internalURL"
+    return None
+
+
+def _local_credentials() -> ParamTable:
+    return ParamTable([
+        Param("auth_url", Kind.STRING, "Keystone URL", "Keystone v3 endpoint, e.g. http://keystone:5000/v3",
+              required=True),
+        Param("username", Kind.STRING, "Keystone user name", "An admin user (evacuate and os-services need it).",
+              required=True),
+        Param("password", Kind.STRING, "Keystone password", "Never passed on a command line.", required=True,
+              secret=True),
+        Param("tenant_name", Kind.STRING, "Keystone project name", "The project the admin user scopes to.",
+              required=True, aliases=("project_name",)),
+        Param("user_domain", Kind.STRING, "Keystone user domain name", default="Default"),
+        Param("project_domain", Kind.STRING, "Keystone project domain name", default="Default"),
+        Param("region_name", Kind.STRING, "Region name", "Region of the compute endpoint in the catalog.",
+              default=""),
+        Param("endpoint_type", Kind.STRING, "Endpoint interface",
+              "Catalog interface of the compute endpoint: adminURL, publicURL or internalURL.",
+              default="internalURL", check=_endpoint_check),
+        Param("insecure", Kind.BOOLEAN, "Skip TLS certificate verification", default=False),
+    ])
+
+
+def credentials_table() -> ParamTable:
+    try:  # the shared fragment, when the Nova adapter engineer's module exists
+        from computeha.ocf_lib import nova_auth  # type: ignore
+        fragment = getattr(nova_auth, "OCF_PARAMS", None) or getattr(nova_auth, "PARAMS", None)
+        if isinstance(fragment, ParamTable):
+            return fragment
+    except ImportError:
+        pass
+    return _local_credentials()
+
+
+EVACUATION_PARAMS = ParamTable([
+    Param("no_shared_storage", Kind.BOOLEAN, "Instance disks are on local storage",
+          "Set when instance disks are NOT on shared storage: an evacuated instance that does not boot from a "
+          "volume is then rebuilt from its image and its local disk content is lost (see local_disk_policy). "
+          "Legacy name kept.", default=False),
+    Param("local_disk_policy", Kind.SELECT, "What to do with local-disk instances",
+          "When no_shared_storage is set: 'rebuild' evacuates them anyway (rebuilt from image, as the legacy "
+          "agent did), 'skip' leaves them on the failed host and reports them.",
+          choices=("rebuild", "skip"), default="rebuild"),
+    Param("evacuate_delay", Kind.SECONDS, "Delay before evacuating a host",
+          "Seconds to wait after the fence before the first evacuate call of that host (e.g. for a storage "
+          "array to release locks). Other hosts are not held up. Legacy name kept.", default=0, minimum=0),
+    Param("selection", Kind.SELECT, "Which instances to evacuate",
+          "'auto': only marked instances if anything in the cloud is marked, else all (the legacy rule); "
+          "'marked': only marked instances; 'all': every instance in an evacuable state. Markers (key "
+          "given by 'marker'): flavor extra spec, image tag, host aggregate metadata, server metadata "
+          "(value true) or server tag. Server metadata '<marker>=false' always opts out.",
+          choices=("auto", "marked", "all"), default="auto"),
+    Param("marker", Kind.STRING, "Opt-in marker name", "Tag / metadata key / extra spec that marks an "
+          "instance as protected.", default="evacuable"),
+    Param("exclude_projects", Kind.STRING, "Projects never evacuated",
+          "Comma separated project IDs whose instances are left alone.", default=""),
+    Param("exclude_images", Kind.STRING, "Images never evacuated",
+          "Comma separated image IDs, or 'tag:<tag>' for every image with that tag "
+          "(e.g. tag:amphora for load-balancer amphorae).", default=""),
+    Param("max_parallel", Kind.INTEGER, "Evacuations in flight, all hosts",
+          "Global cap of evacuations issued and not yet confirmed. About 4 is fastest on a small control "
+          "plane; large clouds can go higher.", default=4, minimum=1, maximum=256),
+    Param("max_parallel_per_host", Kind.INTEGER, "Evacuations in flight per failed host",
+          "0 means only the global cap applies.", default=0, minimum=0, maximum=256),
+    Param("stagger", Kind.SECONDS, "Pause between two evacuate calls", default=0, minimum=0),
+    Param("max_attempts", Kind.INTEGER, "Attempts per instance",
+          "Failed evacuations are retried with exponential backoff up to this many attempts, then reported "
+          "as failed.", default=3, minimum=1, maximum=20),
+    Param("evacuation_timeout", Kind.SECONDS, "Time allowed for one evacuation",
+          "From the accepted evacuate call until the server runs elsewhere; then the attempt counts as "
+          "failed.", default=300, minimum=10),
+    Param("mass_failure_share", Kind.INTEGER, "Mass-failure guard, percent of compute hosts",
+          "If more than this share of compute hosts is flagged within mass_failure_window (a partition, not "
+          "real failures), no new host is evacuated until an operator acts. 0 disables the guard.",
+          default=50, minimum=0, maximum=100),
+    Param("mass_failure_window", Kind.SECONDS, "Mass-failure guard window", default=300, minimum=1),
+    Param("target_aggregate", Kind.STRING, "Reserved target hosts",
+          "Name of a host aggregate whose hosts receive the evacuated instances; empty lets the scheduler "
+          "choose.", default=""),
+    Param("poll_interval", Kind.SECONDS, "How often the worker reads the evacuation requests",
+          default=1, minimum=0.2, maximum=10),
+])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine's view of the parameters (no credentials)."""
+
+    no_shared_storage: bool = False
+    local_disk_policy: str = "rebuild"
+    evacuate_delay: float = 0.0
+    selection: str = "auto"
+    marker: str = "evacuable"
+    exclude_projects: FrozenSet[str] = frozenset()
+    exclude_image_ids: FrozenSet[str] = frozenset()
+    exclude_image_tags: Tuple[str, ...] = ()
+    max_parallel: int = 4
+    max_parallel_per_host: int = 0
+    stagger: float = 0.0
+    max_attempts: int = 3
+    evacuation_timeout: float = 300.0
+    mass_failure_share: int = 50
+    mass_failure_window: float = 300.0
+    target_aggregate: str = ""
+    poll_interval: float = 1.0
+    # in-doubt evacuate calls (no answer) are re-checked in Nova after this long before any re-issue
+    in_doubt_grace: float = 20.0
+    confirm_interval: float = 0.5
+    retry_backoff: float = 2.0  # first retry delay; doubles per attempt, at most 60 s
+
+    @classmethod
+    def from_values(cls, values: Values) -> "Settings":
+        items = [x.strip() for x in str(values.exclude_images or "").split(",") if x.strip()]
+        return cls(
+            no_shared_storage=bool(values.no_shared_storage),
+            local_disk_policy=values.local_disk_policy,
+            evacuate_delay=float(values.evacuate_delay),
+            selection=values.selection,
+            marker=(values.marker or "evacuable").strip(),
+            exclude_projects=frozenset(x.strip() for x in str(values.exclude_projects or "").split(",")
+                                       if x.strip()),
+            exclude_image_ids=frozenset(x for x in items if not x.startswith("tag:")),
+            exclude_image_tags=tuple(x[4:] for x in items if x.startswith("tag:") and x[4:]),
+            max_parallel=int(values.max_parallel),
+            max_parallel_per_host=int(values.max_parallel_per_host),
+            stagger=float(values.stagger),
+            max_attempts=int(values.max_attempts),
+            evacuation_timeout=float(values.evacuation_timeout),
+            mass_failure_share=int(values.mass_failure_share),
+            mass_failure_window=float(values.mass_failure_window),
+            target_aggregate=(values.target_aggregate or "").strip(),
+            poll_interval=float(values.poll_interval),
+        )

@@ -1,0 +1,197 @@
+"""Where evacuation progress lives.
+
+- `CibRecords`: reads the persistent node attribute of EVERY node with one
+  `cibadmin --query --scope nodes` (XML parsed, never text split) and writes
+  through `crm_attribute --lifetime forever` (ocf_lib.attrs.CibAttributes).
+- `FileAttributes`: a JSON-file attribute store with the same interface, for
+  tests that run the agent executable without Pacemaker (selected by the
+  environment variable COMPUTEHA_TEST_ATTRIBUTES_FILE; never in production).
+- `HostProgress`: per-host, per-instance state under the instance StateDir,
+  written atomically on every transition, so a SIGKILL at any line leaves the
+  previous or the next state. Nova itself (task_state, migration records) is
+  the final truth; this file only avoids re-asking and remembers in-doubt calls.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from computeha.ocf_lib.attrs import CibAttributes, ClusterAttributeError
+from computeha.ocf_lib.runner import RunError, Runner
+from computeha.ocf_lib.state import StateDir
+
+TEST_ATTRIBUTES_ENV = "COMPUTEHA_TEST_ATTRIBUTES_FILE"
+
+
+def parse_nodes_section(xml_text: str, name: str) -> Dict[str, str]:
+    """node name -> value of the persistent attribute `name` from a CIB nodes query."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as err:
+        raise ClusterAttributeError(f"unreadable CIB nodes section: {err}") from None
+    found: Dict[str, str] = {}
+    for node in root.iter("node"):
+        uname = node.get("uname") or node.get("id") or ""
+        for attrs in node.findall("instance_attributes"):
+            for nvpair in attrs.findall("nvpair"):
+                if nvpair.get("name") == name and nvpair.get("value"):
+                    found[uname] = nvpair.get("value", "")
+    return found
+
+
+class CibRecords(CibAttributes):
+    """CibAttributes plus the all-nodes read the foundation leaves to its users."""
+
+    def __init__(self, runner: Runner, timeout: float = 10.0) -> None:
+        super().__init__(runner, timeout)
+        self._runner_ = runner
+        self._timeout_ = timeout
+
+    def get_all(self, name: str) -> Dict[str, str]:
+        try:
+            result = self._runner_.run(["cibadmin", "--query", "--scope", "nodes"], timeout=self._timeout_)
+        except RunError as err:
+            raise ClusterAttributeError(str(err)) from None
+        if result.returncode == 105:  # no nodes section yet
+            return {}
+        if not result.ok:
+            line = " ".join(result.stderr.split())[:300] or "no error text"
+            raise ClusterAttributeError(f"CIB query of the nodes section failed: {line}")
+        return parse_nodes_section(result.stdout, name)
+
+
+class FileAttributes:
+    """Node attributes in a JSON file, shared between processes (tests only)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def _locked(self, update=None) -> Dict[str, Dict[str, str]]:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as handle:
+                text = handle.read()
+                data = json.loads(text) if text.strip() else {}
+                if update is not None:
+                    update(data)
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(json.dumps(data, sort_keys=True))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            return data
+        finally:
+            os.close(fd)
+
+    def get(self, node: str, name: str) -> Optional[str]:
+        return self._locked().get(name, {}).get(node) or None
+
+    def get_all(self, name: str) -> Dict[str, str]:
+        return {n: v for n, v in self._locked().get(name, {}).items() if v}
+
+    def set(self, node: str, name: str, value: str) -> None:
+        self._locked(lambda d: d.setdefault(name, {}).__setitem__(node, value))
+
+    def delete(self, node: str, name: str) -> None:
+        self._locked(lambda d: d.setdefault(name, {}).pop(node, None))
+
+
+# --- per-instance progress ------------------------------------------------------------
+
+PENDING, ISSUING, INFLIGHT, DONE, FAILED, SKIPPED, REPORTED = (
+    "pending", "issuing", "inflight", "done", "failed", "skipped", "reported")
+TERMINAL = frozenset({DONE, FAILED, SKIPPED, REPORTED})
+
+
+@dataclass
+class InstanceProgress:
+    id: str
+    name: str = ""
+    state: str = PENDING
+    priority: int = 0
+    expect_status: str = "ACTIVE"
+    disk: str = "shared"
+    attempts: int = 0
+    issued_at: float = 0.0  # wall clock of the last evacuate call (in doubt until Nova shows it)
+    next_at: float = 0.0  # earliest time of the next attempt (backoff)
+    reason: str = ""
+    dest: str = ""
+
+
+@dataclass
+class HostProgress:
+    node: str  # Pacemaker node name (where the record lives)
+    nova_host: str
+    epoch: int  # time of the evacuation request: migrations older than this are not ours
+    claimed_by: str = ""
+    instances: Dict[str, InstanceProgress] = field(default_factory=dict)
+    blocked: str = ""  # why nothing is issued right now (fence evidence gone, ...)
+
+    def counts(self) -> Dict[str, int]:
+        out: Dict[str, int] = {}
+        for inst in self.instances.values():
+            out[inst.state] = out.get(inst.state, 0) + 1
+        return out
+
+    @property
+    def selected(self) -> List[InstanceProgress]:
+        return [i for i in self.instances.values() if i.state not in (SKIPPED, REPORTED)]
+
+    @property
+    def finished(self) -> bool:
+        return all(i.state in TERMINAL for i in self.instances.values())
+
+    def summary(self) -> str:
+        sel = self.selected
+        ok = sum(1 for i in sel if i.state == DONE)
+        return f"{ok}/{len(sel)}"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["instances"] = [asdict(i) for i in self.instances.values()]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "HostProgress":
+        insts = {}
+        for raw in data.get("instances", []):
+            known = {k: raw[k] for k in InstanceProgress.__dataclass_fields__ if k in raw}
+            inst = InstanceProgress(**known)
+            insts[inst.id] = inst
+        return cls(node=data["node"], nova_host=data["nova_host"], epoch=int(data["epoch"]),
+                   claimed_by=data.get("claimed_by", ""), instances=insts, blocked=data.get("blocked", ""))
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class ProgressStore:
+    """One JSON file per failed host in the instance StateDir."""
+
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+
+    @staticmethod
+    def _name(node: str) -> str:
+        return "host-" + _SAFE.sub("_", node)
+
+    def load(self, node: str) -> Optional[HostProgress]:
+        data = self.state.read_json(self._name(node))
+        if not isinstance(data, dict):
+            return None
+        try:
+            return HostProgress.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def save(self, host: HostProgress) -> None:
+        self.state.write_json(self._name(host.node), host.to_json())
+
+    def remove(self, node: str) -> None:
+        self.state.remove(self._name(node))
