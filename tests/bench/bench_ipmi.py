@@ -13,7 +13,8 @@ cipher=3 are the stdin forms of -P -C 3): no password on our command line.
 Note: fence_ipmilan itself passes the password to ipmitool with -P; the bench
 uses a throwaway random password on a loopback-only BMC.
 
-    .venv/bin/python -m tests.bench.bench_ipmi [--reps 5] [--ours adapter|PATH]
+    .venv/bin/python -m tests.bench.bench_ipmi [--reps 5] [--power-wait 0]
+        [--ours adapter | module:computeha.fence.fence_ipmi | PATH]
 
 Plug in another "ours": a Measure is a function (bmc) -> seconds, e.g.
     run_bench({"off": my_off, "reboot": my_reboot}, reps=5)
@@ -174,7 +175,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--ours", default="adapter",
-                   help="'adapter' (default) or the path of a fence agent executable")
+                   help="'adapter' (default), 'module:PKG.MOD' (a fence agent run as "
+                        "python -m PKG.MOD) or the path of a fence agent executable")
     p.add_argument("--reference", default="fence_ipmilan")
     p.add_argument("--power-wait", help="power_wait for the reference (its default: 2)")
     a = p.parse_args(argv)
@@ -186,6 +188,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     reference = agent_measures([ref_exe], extra)
     if a.ours == "adapter":
         ours, ours_name = ADAPTER, "adapter"
+    elif a.ours.startswith("module:"):
+        module = a.ours.split(":", 1)[1]
+        ours, ours_name = agent_measures([sys.executable, "-m", module]), module
     else:
         ours, ours_name = agent_measures([a.ours]), Path(a.ours).name
     ref_name = Path(ref_exe).name + (f" power_wait={a.power_wait}" if extra else "")
