@@ -1,0 +1,379 @@
+"""The real Nova adapter: plain REST over the keystoneauth1 session.
+
+No python-novaclient: each call states its microversion next to it, the
+cloud's maximum is read once per process from the compute version document,
+and every client error is translated here into the typed errors of `nova.py`.
+Every request has a (connect, read) timeout, the read part also capped by the
+caller's deadline.
+
+Service calls: 2.53+ address a service by id (`PUT /os-services/{id}`); clouds
+older than 2.53 (down to 2.11, where force-down appeared) use the host+binary
+forms `PUT /os-services/force-down|disable-log-reason|enable`.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .deadline import Deadline
+from .nova import (Aggregate, Image, Migration, NovaAuthError, NovaBadRequest, NovaConflict, NovaError,
+                   NovaForbidden, NovaNotFound, NovaUnavailable, Server, Service)
+from .nova_auth import AuthConfig, make_session, parse_microversion
+
+MV_FORCE_DOWN_BY_HOST = (2, 11)  # PUT /os-services/force-down (2.11-2.52)
+MV_SERVICE_BY_ID = (2, 53)  # PUT /os-services/{id}, ids are UUIDs
+MV_EVACUATE_KEEPS_STATE = (2, 94)  # 2.95+ leaves evacuated servers SHUTOFF: stay at or below 2.94
+MV_EVACUATE_NO_SHARED_STORAGE_FLAG = (2, 14)  # onSharedStorage removed from the evacuate body
+MV_FLAVOR_EMBEDDED = (2, 47)  # server shows carry the flavor (with extra specs)
+MV_MIGRATIONS = (2, 80)  # uuid, changes-since (2.59), user/project ids (2.80)
+MV_CHANGES_SINCE = (2, 59)
+
+COMPUTE_BINARY = "nova-compute"
+_SERVER_ERR_KEYS = ("badRequest", "itemNotFound", "conflictingRequest", "forbidden", "computeFault",
+                    "unauthorized", "overLimit", "NeutronError", "error")
+
+# detected max microversion per compute endpoint: "once per process"
+_MAX_MV_CACHE: Dict[str, Tuple[int, int]] = {}
+
+
+def mv_text(version: Tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def _error_text(response: Any) -> str:
+    """Nova's own message from an error body, else the reason phrase."""
+    try:
+        body = response.json()
+    except Exception:
+        body = None
+    if isinstance(body, dict):
+        for key in _SERVER_ERR_KEYS:
+            inner = body.get(key)
+            if isinstance(inner, dict) and inner.get("message"):
+                return str(inner["message"])
+        if isinstance(body.get("error"), dict) and body["error"].get("message"):
+            return str(body["error"]["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return str(getattr(response, "reason", "") or "")
+
+
+def translate(err: Exception, what: str) -> NovaError:
+    """keystoneauth1/requests exceptions -> typed Nova errors (one line, no secrets)."""
+    from keystoneauth1 import exceptions as ks  # lazy
+
+    if isinstance(err, NovaError):
+        return err
+    if isinstance(err, ks.HttpError):
+        status = getattr(err, "http_status", None)
+        response = getattr(err, "response", None)
+        detail = _error_text(response) if response is not None else ""
+        detail = detail or getattr(err, "message", "") or type(err).__name__
+        text = f"{what}: HTTP {status}: {detail}"
+        if status == 400:
+            return NovaBadRequest(text, status)
+        if status == 401:
+            return NovaAuthError(f"{what}: authentication refused (HTTP 401): check the credentials", status)
+        if status == 403:
+            return NovaForbidden(f"{what}: forbidden (HTTP 403): the user needs the admin role", status)
+        if status == 404:
+            return NovaNotFound(text, status)
+        if status == 409:
+            return NovaConflict(text, status)
+        if status is not None and (status >= 500 or status in (408, 429)):
+            return NovaUnavailable(text, status)
+        return NovaError(text, status)
+    if isinstance(err, ks.SSLError):
+        return NovaError(f"{what}: TLS verification failed (set cacert, or insecure=1 to skip it): "
+                         f"{_short(err)}")
+    if isinstance(err, ks.ConnectTimeout):
+        return NovaUnavailable(f"{what}: timed out")
+    if isinstance(err, (ks.ConnectionError, ks.ConnectFailure)):
+        return NovaUnavailable(f"{what}: cannot connect: {_short(err)}")
+    if isinstance(err, (ks.EndpointNotFound, ks.EmptyCatalog)):
+        return NovaError(f"{what}: no such endpoint in the Keystone catalog (check region_name and "
+                         f"endpoint_type): {_short(err)}")
+    if isinstance(err, (ks.MissingRequiredOptions, ks.AuthPluginException, ks.DiscoveryFailure)):
+        return NovaAuthError(f"{what}: cannot authenticate: {_short(err)}")
+    if isinstance(err, ks.ClientException):
+        return NovaError(f"{what}: {_short(err)}")
+    return NovaError(f"{what}: {type(err).__name__}: {_short(err)}")
+
+
+def _short(err: Exception) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+class NovaClient:
+    """`computeha.ocf_lib.nova.Nova` over a keystoneauth1 session."""
+
+    def __init__(self, session: Any, region_name: str = "", interface: str = "internal",
+                 max_microversion: str = "", connect_timeout: float = 5.0, api_timeout: float = 30.0,
+                 deadline: Optional[Deadline] = None) -> None:
+        self.session = session
+        self.region_name = region_name or None
+        self.interface = interface
+        self._cap = parse_microversion(max_microversion) if max_microversion else None
+        self.connect_timeout = connect_timeout
+        self.api_timeout = api_timeout
+        self.deadline = deadline
+        self._endpoints: Dict[str, str] = {}
+        self._max: Optional[Tuple[int, int]] = None
+        self.requests = 0  # for benchmarks and tests
+
+    @classmethod
+    def from_config(cls, config: AuthConfig, deadline: Optional[Deadline] = None) -> "NovaClient":
+        return cls(make_session(config), config.region_name, config.interface, config.max_microversion,
+                   config.connect_timeout, config.api_timeout, deadline)
+
+    # --- plumbing ---------------------------------------------------------------
+    def _timeout(self, what: str) -> Tuple[float, float]:
+        read = self.api_timeout
+        if self.deadline is not None:
+            left = self.deadline.remaining()
+            if left <= 0:
+                raise NovaUnavailable(f"{what}: timed out (no time left before the deadline)")
+            read = min(read, left)
+        return (min(self.connect_timeout, read), read)
+
+    def endpoint(self, service_type: str = "compute") -> str:
+        if service_type not in self._endpoints:
+            what = f"{service_type} endpoint lookup"
+            try:
+                self.session.timeout = self._timeout(what)  # the token request honours it too
+                url = self.session.get_endpoint(service_type=service_type, interface=self.interface,
+                                                region_name=self.region_name)
+            except Exception as err:
+                raise translate(err, what) from None
+            if not url:
+                raise NovaError(f"{what}: no {service_type} endpoint with interface {self.interface}"
+                                + (f" in region {self.region_name}" if self.region_name else ""))
+            self._endpoints[service_type] = url.rstrip("/")
+        return self._endpoints[service_type]
+
+    def _call(self, method: str, path: str, what: str, mv: Optional[Tuple[int, int]] = None,
+              body: Optional[dict] = None, params: Optional[Mapping[str, Any]] = None,
+              service_type: str = "compute") -> Any:
+        url = path if path.startswith("http") else self.endpoint(service_type) + path
+        headers = {"Accept": "application/json"}
+        if mv is not None:
+            headers["OpenStack-API-Version"] = f"compute {mv_text(mv)}"
+            headers["X-OpenStack-Nova-API-Version"] = mv_text(mv)
+        self.requests += 1
+        try:
+            self.session.timeout = self._timeout(what)
+            response = self.session.request(url, method, json=body, params=dict(params or {}), headers=headers,
+                                            connect_retries=0, log=False)
+        except Exception as err:
+            raise translate(err, what) from None
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:
+            raise NovaUnavailable(f"{what}: answer is not JSON (HTTP {response.status_code})") from None
+
+    # --- microversions --------------------------------------------------------------
+    def _max_mv(self) -> Tuple[int, int]:
+        if self._max is None:
+            endpoint = self.endpoint()
+            cloud = _MAX_MV_CACHE.get(endpoint)
+            if cloud is None:
+                doc = self._call("GET", "/", "Nova version discovery")  # unversioned request
+                version = doc.get("version") if isinstance(doc, dict) else None
+                if not isinstance(version, dict) and isinstance(doc, dict):
+                    listed = [v for v in doc.get("versions") or [] if v.get("id") == "v2.1"]
+                    version = listed[0] if listed else None
+                if not isinstance(version, dict):
+                    raise NovaError("Nova version discovery: no v2.1 version document at the compute endpoint")
+                text = version.get("version") or ""
+                cloud = parse_microversion(text) if text else (2, 1)
+                _MAX_MV_CACHE[endpoint] = cloud
+            self._max = min(cloud, self._cap) if self._cap else cloud
+        return self._max
+
+    def max_microversion(self) -> str:
+        return mv_text(self._max_mv())
+
+    def _mv(self, wanted: Tuple[int, int]) -> Tuple[int, int]:
+        return min(self._max_mv(), wanted)
+
+    def _services_mv(self) -> Tuple[int, int]:
+        top = self._max_mv()
+        if top >= MV_SERVICE_BY_ID:
+            return MV_SERVICE_BY_ID
+        if top >= MV_FORCE_DOWN_BY_HOST:
+            return MV_FORCE_DOWN_BY_HOST
+        raise NovaError(f"Nova API {mv_text(top)} is too old: force-down needs microversion 2.11")
+
+    # --- Nova protocol -----------------------------------------------------------------
+    def check(self) -> None:
+        """Keystone issues a token and Nova lists compute services for it (admin)."""
+        try:
+            self.session.timeout = self._timeout("Keystone authentication")
+            self.session.get_token()
+        except Exception as err:
+            raise translate(err, "Keystone authentication") from None
+        self.compute_services()
+
+    def compute_services(self, host: Optional[str] = None) -> List[Service]:
+        params = {"binary": COMPUTE_BINARY}
+        if host:
+            params["host"] = host
+        doc = self._call("GET", "/os-services", "listing compute services", self._services_mv(), params=params)
+        services = [_service(s) for s in doc.get("services") or []]
+        # the host filter is exact in Nova; keep it exact even if a proxy ignores it
+        return [s for s in services if s.binary == COMPUTE_BINARY and (host is None or s.host == host)]
+
+    def _refetch(self, service: Service) -> Service:
+        found = self.compute_services(service.host)
+        if len(found) != 1:
+            raise NovaNotFound(f"compute service of {service.host} not found after update")
+        return found[0]
+
+    def force_down(self, service: Service, down: bool) -> Service:
+        what = f"{'forcing down' if down else 'clearing forced_down of'} {service.host}"
+        mv = self._services_mv()
+        if mv >= MV_SERVICE_BY_ID:  # 2.53: by id
+            doc = self._call("PUT", f"/os-services/{service.id}", what, mv, body={"forced_down": bool(down)})
+            return _service(doc["service"]) if doc.get("service", {}).get("host") else self._refetch(service)
+        # 2.11-2.52: by host and binary; the answer is partial, read the service back
+        self._call("PUT", "/os-services/force-down", what, mv,
+                   body={"host": service.host, "binary": service.binary, "forced_down": bool(down)})
+        return self._refetch(service)
+
+    def set_enabled(self, service: Service, enabled: bool, reason: str = "") -> Service:
+        what = f"{'enabling' if enabled else 'disabling'} {service.host}"
+        mv = self._services_mv()
+        if mv >= MV_SERVICE_BY_ID:  # 2.53: by id, disabled_reason only with status disabled
+            body: Dict[str, Any] = {"status": "enabled" if enabled else "disabled"}
+            if not enabled and reason:
+                body["disabled_reason"] = reason[:255]
+            doc = self._call("PUT", f"/os-services/{service.id}", what, mv, body=body)
+            return _service(doc["service"]) if doc.get("service", {}).get("host") else self._refetch(service)
+        if enabled:  # 2.11-2.52
+            self._call("PUT", "/os-services/enable", what, mv, body={"host": service.host, "binary": service.binary})
+        elif reason:
+            self._call("PUT", "/os-services/disable-log-reason", what, mv,
+                       body={"host": service.host, "binary": service.binary, "disabled_reason": reason[:255]})
+        else:
+            self._call("PUT", "/os-services/disable", what, mv, body={"host": service.host, "binary": service.binary})
+        return self._refetch(service)
+
+    def _pages(self, path: str, key: str, what: str, mv: Optional[Tuple[int, int]], params: Mapping[str, Any],
+               service_type: str = "compute", max_pages: int = 1000) -> List[dict]:
+        items: List[dict] = []
+        doc = self._call("GET", path, what, mv, params=params, service_type=service_type)
+        for _ in range(max_pages):
+            items.extend(doc.get(key) or [])
+            nxt = _next_link(doc, key, self.endpoint(service_type) if service_type == "image" else "")
+            if not nxt:
+                break
+            doc = self._call("GET", nxt, what, mv, service_type=service_type)
+        return items
+
+    def servers_on_host(self, host: str) -> List[Server]:
+        mv = self._mv(MV_EVACUATE_KEEPS_STATE)  # >= 2.47 embeds the flavor with its extra specs
+        rows = self._pages("/servers/detail", "servers", f"listing servers on {host}", mv,
+                           {"all_tenants": 1, "host": host})
+        return [_server(r) for r in rows if r.get("OS-EXT-SRV-ATTR:host") == host]
+
+    def server(self, server_id: str) -> Server:
+        mv = self._mv(MV_EVACUATE_KEEPS_STATE)
+        return _server(self._call("GET", f"/servers/{server_id}", f"reading server {server_id}", mv)["server"])
+
+    def evacuate(self, server_id: str, target_host: Optional[str] = None) -> None:
+        mv = self._mv(MV_EVACUATE_KEEPS_STATE)  # 2.68-2.94: {} or {"host"}; keeps the power state
+        body: Dict[str, Any] = {}
+        if target_host:
+            body["host"] = target_host
+        if mv < MV_EVACUATE_NO_SHARED_STORAGE_FLAG:
+            body["onSharedStorage"] = False
+        self._call("POST", f"/servers/{server_id}/action", f"evacuating server {server_id}", mv,
+                   body={"evacuate": body})
+
+    def migrations(self, source_host: Optional[str] = None, instance_uuid: Optional[str] = None,
+                   migration_type: str = "evacuation", changes_since: Optional[str] = None) -> List[Migration]:
+        mv = self._mv(MV_MIGRATIONS)
+        params: Dict[str, Any] = {}
+        if migration_type:
+            params["migration_type"] = migration_type
+        if source_host:
+            params["source_compute"] = source_host
+        if instance_uuid:
+            params["instance_uuid"] = instance_uuid
+        if changes_since and mv >= MV_CHANGES_SINCE:
+            params["changes-since"] = changes_since
+        rows = self._pages("/os-migrations", "migrations", "listing migrations", mv, params)
+        found = [_migration(r) for r in rows]
+        # filter again: older Nova ignores some of these query parameters
+        return [m for m in found if (not source_host or m.source_compute == source_host)
+                and (not instance_uuid or m.instance_uuid == instance_uuid)
+                and (not migration_type or m.migration_type == migration_type)]
+
+    def images_with_tag(self, tag: str) -> List[Image]:
+        rows = self._pages("/v2/images", "images", f"listing images tagged {tag}", None, {"tag": tag},
+                           service_type="image")
+        return [_image(r) for r in rows if tag in (r.get("tags") or [])]
+
+    def aggregates(self) -> List[Aggregate]:
+        doc = self._call("GET", "/os-aggregates", "listing aggregates", self._mv((2, 41)))
+        return [Aggregate(id=str(a.get("id")), name=str(a.get("name") or ""), hosts=tuple(a.get("hosts") or ()),
+                          metadata={str(k): str(v) for k, v in (a.get("metadata") or {}).items()})
+                for a in doc.get("aggregates") or []]
+
+
+def _next_link(doc: dict, key: str, image_base: str) -> str:
+    if key == "images":
+        nxt = doc.get("next") or ""
+        if nxt and not nxt.startswith("http"):
+            # glance answers "/v2/images?marker=..." relative to its root
+            root = image_base[: -len("/v2")] if image_base.endswith("/v2") else image_base
+            nxt = root + nxt
+        return nxt
+    for link in doc.get(f"{key}_links") or []:
+        if link.get("rel") == "next":
+            return str(link.get("href") or "")
+    return ""
+
+
+def _service(d: Mapping[str, Any]) -> Service:
+    return Service(id=str(d.get("id")), host=str(d.get("host") or ""), binary=str(d.get("binary") or ""),
+                   state=str(d.get("state") or ""), status=str(d.get("status") or ""),
+                   forced_down=bool(d.get("forced_down")), disabled_reason=str(d.get("disabled_reason") or ""),
+                   updated_at=str(d.get("updated_at") or ""))
+
+
+def _server(d: Mapping[str, Any]) -> Server:
+    image = d.get("image")
+    flavor = d.get("flavor") or {}
+    volumes = d.get("os-extended-volumes:volumes_attached") or []
+    return Server(
+        id=str(d.get("id")), name=str(d.get("name") or ""), status=str(d.get("status") or ""),
+        task_state=d.get("OS-EXT-STS:task_state"), vm_state=str(d.get("OS-EXT-STS:vm_state") or ""),
+        power_state=int(d.get("OS-EXT-STS:power_state") or 0), host=str(d.get("OS-EXT-SRV-ATTR:host") or ""),
+        project_id=str(d.get("tenant_id") or d.get("project_id") or ""),
+        image_id=str(image.get("id") or "") if isinstance(image, dict) else "",
+        flavor_extra_specs={str(k): str(v) for k, v in (flavor.get("extra_specs") or {}).items()},
+        flavor_name=str(flavor.get("original_name") or flavor.get("name") or ""),
+        metadata={str(k): str(v) for k, v in (d.get("metadata") or {}).items()},
+        tags=tuple(d.get("tags") or ()),
+        volumes_attached=tuple(str(v.get("id")) for v in volumes if isinstance(v, dict)),
+    )
+
+
+def _migration(d: Mapping[str, Any]) -> Migration:
+    return Migration(id=str(d.get("id")), instance_uuid=str(d.get("instance_uuid") or ""),
+                     source_compute=str(d.get("source_compute") or ""), dest_compute=str(d.get("dest_compute") or ""),
+                     status=str(d.get("status") or ""), migration_type=str(d.get("migration_type") or ""),
+                     created_at=str(d.get("created_at") or ""), updated_at=str(d.get("updated_at") or ""))
+
+
+_IMAGE_STD = {"id", "name", "tags", "status", "visibility", "protected", "checksum", "owner", "size", "min_ram",
+              "min_disk", "disk_format", "container_format", "created_at", "updated_at", "self", "file", "schema",
+              "virtual_size", "os_hash_algo", "os_hash_value", "os_hidden", "locations", "direct_url", "stores"}
+
+
+def _image(d: Mapping[str, Any]) -> Image:
+    props = {str(k): str(v) for k, v in d.items() if k not in _IMAGE_STD and isinstance(v, (str, int, float, bool))}
+    return Image(id=str(d.get("id")), name=str(d.get("name") or ""), tags=tuple(d.get("tags") or ()),
+                 properties=props)
