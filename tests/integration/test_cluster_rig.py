@@ -108,3 +108,19 @@ def test_working_tree_agents_are_visible_inside_nodes_only(converged_cluster: Cl
         assert not Path("/usr/lib/ocf/resource.d/computeha").exists(), "host /usr polluted"
     finally:
         probe.unlink()
+
+
+def test_bmc_password_stays_out_of_the_cib_and_the_logs(converged_cluster: Cluster) -> None:
+    rig = converged_cluster
+    password = rig.layout.bmc_password_file.read_text().strip()
+    assert len(password) >= 8
+    cib = rig.x(rig.controller(), ["cibadmin", "--query"]).stdout
+    assert "password_script" in cib and "fence_ipmilan" in cib
+    assert password not in cib
+    leaks = []
+    for n in rig.layout.nodes:
+        d = rig.layout.node_dir(n)
+        for p in [*(d / "log").rglob("*"), *(d / "var-log-pacemaker").rglob("*")]:
+            if p.is_file() and password in p.read_text(errors="replace"):
+                leaks.append(str(p))
+    assert leaks == []
