@@ -30,10 +30,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.attrs import ClusterAttributeError, NodeAttributes
+from computeha.ocf_lib.hostnames import HostMapper, HostMappingError
 from computeha.ocf_lib.nova import (FAILED_MIGRATION, FINISHED_MIGRATION, IN_PROGRESS_MIGRATION, Migration, Nova,
                                     NovaAuthError, NovaBadRequest, NovaConflict, NovaError, NovaForbidden,
                                     NovaNotFound, NovaUnavailable, Server, Service)
@@ -84,15 +85,16 @@ def fence_evidence(service: Optional[Service]) -> Optional[str]:
             f"forced_down={service.forced_down})")
 
 
-def match_service(node: str, services: Sequence[Service]) -> Optional[Service]:
-    """The nova-compute service of a Pacemaker node: exact host name, else the unique short-name match."""
+def match_service(node: str, services: Sequence[Service], domain: str = "",
+                  host_map: Optional[Mapping[str, str]] = None) -> Optional[Service]:
+    """The nova-compute service of a Pacemaker node (ocf_lib.hostnames rules); None if none or ambiguous."""
     computes = [s for s in services if s.binary == "nova-compute"]
-    for svc in computes:
-        if svc.host == node:
-            return svc
-    short = node.split(".")[0]
-    found = [s for s in computes if s.host.split(".")[0] == short]
-    return found[0] if len(found) == 1 else None
+    try:
+        host = HostMapper([s.host for s in computes], domain, host_map).to_nova(node)
+    except HostMappingError:
+        return None
+    found = [s for s in computes if s.host == host]
+    return found[0] if found else None
 
 
 class Engine:
@@ -124,6 +126,9 @@ class Engine:
         self.first_issue_at: Optional[float] = None
         self.refused: set = set()  # flagged nodes left alone (no fence evidence, mass-failure guard)
         self._planned: Dict[str, float] = {}  # node -> monotonic time of the server listing
+
+    def _match(self, node: str, services: Sequence[Service]) -> Optional[Service]:
+        return match_service(node, services, self.s.domain, self.s.host_map)
 
     # --- logging helpers ----------------------------------------------------------------
     def _say(self, node: str, level: int, message: str) -> None:
@@ -208,7 +213,7 @@ class Engine:
         blocked_by_guard = self._mass_failure(active, services)
         for node in sorted(new, key=lambda n: active[n].since):
             record = active[node]
-            service = match_service(node, services)
+            service = self._match(node, services)
             why = fence_evidence(service)
             if why is not None:
                 self._gate_next[node] = time.monotonic() + GATE_RECHECK
@@ -373,7 +378,7 @@ class Engine:
     def _recheck_blocked(self, host: HostProgress) -> None:
         self._gate_next[host.node] = time.monotonic() + GATE_RECHECK
         try:
-            service = match_service(host.node, self.nova.compute_services(host.nova_host))
+            service = self._match(host.node, self.nova.compute_services(host.nova_host))
         except NovaError:
             return
         why = fence_evidence(service)
@@ -633,7 +638,7 @@ class Engine:
             host_name = self.store.load(node)
             try:
                 services = self.nova.compute_services(host_name.nova_host if host_name else node)
-                service = match_service(node, services)
+                service = self._match(node, services)
                 if service is not None and service.status == "disabled" and (
                         rec.is_ours(service.disabled_reason) or not service.disabled_reason):
                     self.nova.set_enabled(service, False, rec.disabled_reason(text))

@@ -1,56 +1,19 @@
 """NovaEvacuate parameters: the declarative table and the typed settings the engine uses.
 
-The credential parameters keep the legacy NovaEvacuate names (auth_url,
-username, password, tenant_name, user_domain, project_domain, region_name,
-endpoint_type, insecure) so an existing CIB can switch agent type unchanged.
-When the shared credential fragment (`computeha.ocf_lib.nova_auth`) exists it
-is used; until then an equivalent local fragment is declared here.
+The credential parameters come from the shared fragment
+(`computeha.ocf_lib.nova_auth.AUTH_PARAMS`), which accepts the legacy
+NovaEvacuate names (auth_url, username, password, tenant_name, user_domain,
+project_domain, region_name, endpoint_type, insecure) so an existing CIB can
+switch agent type unchanged; host naming comes from ocf_lib.hostnames.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, Tuple
+from typing import FrozenSet, Mapping, Optional, Tuple
 
+from computeha.ocf_lib.hostnames import HOSTNAME_PARAMS, parse_host_map
+from computeha.ocf_lib.nova_auth import AUTH_PARAMS
 from computeha.ocf_lib.params import Kind, Param, ParamTable, Values
-
-
-def _endpoint_check(value: str) -> str | None:
-    if value and value not in ("adminURL", "publicURL", "internalURL", "admin", "public", "internal"):
-        return "must be adminURL, publicURL or internalURL"
-    return None
-
-
-def _local_credentials() -> ParamTable:
-    return ParamTable([
-        Param("auth_url", Kind.STRING, "Keystone URL", "Keystone v3 endpoint, e.g. http://keystone:5000/v3",
-              required=True),
-        Param("username", Kind.STRING, "Keystone user name", "An admin user (evacuate and os-services need it).",
-              required=True),
-        Param("password", Kind.STRING, "Keystone password", "Never passed on a command line.", required=True,
-              secret=True),
-        Param("tenant_name", Kind.STRING, "Keystone project name", "The project the admin user scopes to.",
-              required=True, aliases=("project_name",)),
-        Param("user_domain", Kind.STRING, "Keystone user domain name", default="Default"),
-        Param("project_domain", Kind.STRING, "Keystone project domain name", default="Default"),
-        Param("region_name", Kind.STRING, "Region name", "Region of the compute endpoint in the catalog.",
-              default=""),
-        Param("endpoint_type", Kind.STRING, "Endpoint interface",
-              "Catalog interface of the compute endpoint: adminURL, publicURL or internalURL.",
-              default="internalURL", check=_endpoint_check),
-        Param("insecure", Kind.BOOLEAN, "Skip TLS certificate verification", default=False),
-    ])
-
-
-def credentials_table() -> ParamTable:
-    try:  # the shared fragment, when the Nova adapter engineer's module exists
-        from computeha.ocf_lib import nova_auth  # type: ignore
-        fragment = getattr(nova_auth, "OCF_PARAMS", None) or getattr(nova_auth, "PARAMS", None)
-        if isinstance(fragment, ParamTable):
-            return fragment
-    except ImportError:
-        pass
-    return _local_credentials()
-
 
 EVACUATION_PARAMS = ParamTable([
     Param("no_shared_storage", Kind.BOOLEAN, "Instance disks are on local storage",
@@ -123,6 +86,8 @@ class Settings:
     mass_failure_window: float = 300.0
     target_aggregate: str = ""
     poll_interval: float = 1.0
+    domain: str = ""  # Pacemaker node -> Nova host name rules (ocf_lib.hostnames)
+    host_map: Optional[Mapping[str, str]] = None
     # in-doubt evacuate calls (no answer) are re-checked in Nova after this long before any re-issue
     in_doubt_grace: float = 20.0
     confirm_interval: float = 0.5
@@ -150,4 +115,9 @@ class Settings:
             mass_failure_window=float(values.mass_failure_window),
             target_aggregate=(values.target_aggregate or "").strip(),
             poll_interval=float(values.poll_interval),
+            domain=str(values.get("domain") or ""),
+            host_map=parse_host_map(str(values.get("host_map") or "")) if values.get("host_map") else None,
         )
+
+
+TABLE = AUTH_PARAMS + HOSTNAME_PARAMS + EVACUATION_PARAMS

@@ -4,8 +4,8 @@
   `cibadmin --query --scope nodes` (XML parsed, never text split) and writes
   through `crm_attribute --lifetime forever` (ocf_lib.attrs.CibAttributes).
 - `FileAttributes`: a JSON-file attribute store with the same interface, for
-  tests that run the agent executable without Pacemaker (selected by the
-  environment variable COMPUTEHA_TEST_ATTRIBUTES_FILE; never in production).
+  tests that run the worker without Pacemaker (injected by a test-only worker
+  entry point; the installed agent never uses it).
 - `HostProgress`: per-host, per-instance state under the instance StateDir,
   written atomically on every transition, so a SIGKILL at any line leaves the
   previous or the next state. Nova itself (task_state, migration records) is
@@ -24,8 +24,6 @@ from typing import Dict, List, Optional
 from computeha.ocf_lib.attrs import CibAttributes, ClusterAttributeError
 from computeha.ocf_lib.runner import RunError, Runner
 from computeha.ocf_lib.state import StateDir
-
-TEST_ATTRIBUTES_ENV = "COMPUTEHA_TEST_ATTRIBUTES_FILE"
 
 
 def parse_nodes_section(xml_text: str, name: str) -> Dict[str, str]:
@@ -49,12 +47,10 @@ class CibRecords(CibAttributes):
 
     def __init__(self, runner: Runner, timeout: float = 10.0) -> None:
         super().__init__(runner, timeout)
-        self._runner_ = runner
-        self._timeout_ = timeout
 
     def get_all(self, name: str) -> Dict[str, str]:
         try:
-            result = self._runner_.run(["cibadmin", "--query", "--scope", "nodes"], timeout=self._timeout_)
+            result = self._runner.run(["cibadmin", "--query", "--scope", "nodes"], timeout=self._timeout)
         except RunError as err:
             raise ClusterAttributeError(str(err)) from None
         if result.returncode == 105:  # no nodes section yet
