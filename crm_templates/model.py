@@ -1,0 +1,457 @@
+"""The site model: what an operator (or a deployment tool) writes in SITE.yaml.
+
+`load_site(data)` turns the parsed YAML into frozen dataclasses, or raises
+`SiteError` listing every problem at once, each naming the field by its path
+(`computes[3].bmc.address: is required`). Unknown keys are errors too: a typo
+must not silently drop a setting.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+# Pacemaker ids are XML IDs: a letter or underscore first, then letters, digits, . _ -
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_DURATION = re.compile(r"^\d+(ms|s|m|min|h)?$")
+
+
+class SiteError(Exception):
+    """Every problem found in a site model, one `path: message` per line."""
+
+    def __init__(self, problems: List[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Secret:
+    """How a password reaches the agent. Exactly one form is set.
+
+    `script`: a command printing the password (fence agents' password_script);
+    `cib_secret`: the CIB holds `lrm://` and the value lives in Pacemaker's
+    local secret store (`cibsecret set`); `inline`: the password itself.
+    """
+
+    inline: Optional[str] = None
+    script: Optional[str] = None
+    cib_secret: bool = False
+
+    @property
+    def is_inline(self) -> bool:
+        return self.inline is not None
+
+
+@dataclass(frozen=True)
+class Bmc:
+    address: str
+    username: str
+    password: Secret
+    port: int = 623
+    lanplus: bool = True
+    cipher: Optional[int] = 3
+
+
+@dataclass(frozen=True)
+class Controller:
+    name: str
+    nodeid: int
+    bmc: Optional[Bmc]
+
+
+@dataclass(frozen=True)
+class Compute:
+    name: str  # the Pacemaker (remote) node name, also the remote resource id
+    address: str  # where pacemaker_remoted listens
+    nova_host: str  # the host name Nova uses for this compute service
+    bmc: Bmc
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """Credentials for Keystone/Nova: a clouds.yaml entry or explicit fields."""
+
+    cloud: Optional[str] = None
+    auth_url: Optional[str] = None
+    username: Optional[str] = None
+    password: Optional[Secret] = None
+    project_name: Optional[str] = None
+    user_domain: Optional[str] = None
+    project_domain: Optional[str] = None
+    region_name: Optional[str] = None
+    endpoint_type: Optional[str] = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class Evacuation:
+    shared_storage: bool = False
+    tag: Optional[str] = None  # flavor extra spec / image tag / metadata key marking evacuable instances
+    max_parallel: Optional[int] = None  # global cap on in-flight evacuations
+    max_parallel_per_host: Optional[int] = None
+    exclude_projects: Tuple[str, ...] = ()
+    priority_key: Optional[str] = None  # server/flavor metadata key holding the priority tier
+    delay: Optional[int] = None  # seconds to wait after fencing before evacuating
+
+
+@dataclass(frozen=True)
+class Kdump:
+    timeout: int = 60
+    nodename_check: bool = True
+
+
+@dataclass(frozen=True)
+class Agents:
+    provider: str = "computeha"
+    fence_ipmi: str = "fence_ipmi"
+    fence_compute: str = "fence_compute"
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    controllers: Tuple[Controller, ...]
+    computes: Tuple[Compute, ...]
+    cloud: Cloud
+    evacuation: Evacuation = Evacuation()
+    kdump: Optional[Kdump] = None
+    reserved_hosts: Tuple[str, ...] = ()
+    control_plane_services: Tuple[str, ...] = ()
+    role_attribute: str = "computeha-role"
+    recheck_interval: str = "1min"
+    remote_port: int = 3121
+    reconnect_interval: str = "60s"
+    agents: Agents = Agents()
+
+
+# --- validation helpers ---------------------------------------------------------------------
+
+
+class _Reader:
+    """Collects problems while reading one mapping; every getter names the full path."""
+
+    def __init__(self, problems: List[str], path: str, data: Any, known: Tuple[str, ...]) -> None:
+        self.problems = problems
+        self.path = path
+        self.ok = isinstance(data, Mapping)
+        self.data: Mapping[str, Any] = data if self.ok else {}
+        if not self.ok:
+            problems.append(f"{path or 'site'}: must be a mapping (key: value), got {_kind(data)}")
+            return
+        for key in self.data:
+            if key not in known:
+                problems.append(f"{self.at(str(key))}: unknown field (known: {', '.join(known)})")
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def string(self, key: str, required: bool = False, default: Optional[str] = None,
+               pattern: Optional[re.Pattern] = None, what: str = "") -> Optional[str]:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.problems.append(f"{self.at(key)}: is required")
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.problems.append(f"{self.at(key)}: must be text, got {_kind(value)}")
+            return default
+        text = str(value)
+        if not text.strip():
+            self.problems.append(f"{self.at(key)}: must not be empty")
+            return default
+        if pattern is not None and not pattern.match(text):
+            self.problems.append(f"{self.at(key)}: {text!r} is not {what}")
+            return default
+        return text
+
+    def integer(self, key: str, default: Optional[int] = None, minimum: int = 0,
+                maximum: Optional[int] = None) -> Optional[int]:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problems.append(f"{self.at(key)}: must be a whole number, got {_kind(value)}")
+            return default
+        if value < minimum or (maximum is not None and value > maximum):
+            limit = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            self.problems.append(f"{self.at(key)}: must be {limit}, got {value}")
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.problems.append(f"{self.at(key)}: must be true or false, got {_kind(value)}")
+            return default
+        return value
+
+    def strings(self, key: str) -> Tuple[str, ...]:
+        value = self.data.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.problems.append(f"{self.at(key)}: must be a list of names")
+            return ()
+        return tuple(value)
+
+    def duration(self, key: str, default: str) -> str:
+        text = self.string(key, default=default)
+        text = str(text)
+        if not _DURATION.match(text):
+            self.problems.append(f"{self.at(key)}: {text!r} is not a duration such as 60s or 1min")
+            return default
+        return text
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _secret(r: _Reader, key: str, script_allowed: bool = True) -> Optional[Secret]:
+    """`password: TEXT`, `password_script: CMD` or `password_cib_secret: true`: exactly one."""
+    forms = [k for k in (key, f"{key}_script", f"{key}_cib_secret") if r.data.get(k) not in (None, False)]
+    if len(forms) > 1:
+        r.problems.append(f"{r.at(forms[1])}: set only one of {', '.join(forms)}")
+        return None
+    if not forms:
+        return None
+    if forms[0] == key:
+        text = r.string(key)
+        return Secret(inline=text) if text is not None else None
+    if forms[0].endswith("_script"):
+        if not script_allowed:
+            r.problems.append(f"{r.at(forms[0])}: not supported here (use a clouds.yaml cloud or {key}_cib_secret)")
+            return None
+        text = r.string(forms[0])
+        return Secret(script=text) if text is not None else None
+    if not r.boolean(forms[0], False):
+        return None
+    return Secret(cib_secret=True)
+
+
+def _bmc(problems: List[str], path: str, data: Any) -> Optional[Bmc]:
+    r = _Reader(problems, path, data, ("address", "port", "username", "password", "password_script",
+                                       "password_cib_secret", "lanplus", "cipher"))
+    if not r.ok:
+        return None
+    address = r.string("address", required=True)
+    username = r.string("username", required=True)
+    secret = _secret(r, "password")
+    if secret is None and not any(r.has(k) for k in ("password", "password_script", "password_cib_secret")):
+        problems.append(f"{path}.password_script: a BMC password is required "
+                        f"(password_script, password_cib_secret or password)")
+    port = r.integer("port", 623, minimum=1, maximum=65535)
+    lanplus = r.boolean("lanplus", True)
+    cipher = r.integer("cipher", 3, minimum=0, maximum=17)
+    if address is None or username is None or secret is None:
+        return None
+    return Bmc(address, username, secret, int(port or 623), lanplus, cipher)
+
+
+_CLOUD_FIELDS = ("cloud", "auth_url", "username", "password", "password_cib_secret", "project_name",
+                 "user_domain", "project_domain", "region_name", "endpoint_type", "insecure")
+
+
+def _cloud(problems: List[str], data: Any) -> Cloud:
+    r = _Reader(problems, "cloud", data, _CLOUD_FIELDS)
+    if not r.ok:
+        return Cloud()
+    name = r.string("cloud")
+    explicit = [k for k in ("auth_url", "username", "password", "password_cib_secret", "project_name") if r.has(k)]
+    endpoint_type = r.string("endpoint_type")
+    if endpoint_type is not None and endpoint_type not in ("public", "internal", "admin",
+                                                           "publicURL", "internalURL", "adminURL"):
+        problems.append(f"cloud.endpoint_type: {endpoint_type!r} is not one of public, internal, admin")
+    common = dict(region_name=r.string("region_name"), endpoint_type=endpoint_type,
+                  insecure=r.boolean("insecure", False))
+    if name is not None:
+        if explicit:
+            problems.append(f"cloud.{explicit[0]}: set either cloud (a clouds.yaml entry) or explicit credentials, "
+                            f"not both")
+        return Cloud(cloud=name, **common)
+    if not explicit:
+        problems.append("cloud.cloud: is required (a clouds.yaml cloud name), or give auth_url, username, "
+                        "password_cib_secret/password and project_name")
+        return Cloud(**common)
+    auth_url = r.string("auth_url", required=True)
+    if auth_url is not None and not auth_url.startswith(("http://", "https://")):
+        problems.append(f"cloud.auth_url: {auth_url!r} is not an http(s) URL")
+    secret = _secret(r, "password", script_allowed=False)
+    if secret is None and not any(r.has(k) for k in ("password", "password_cib_secret")):
+        problems.append("cloud.password_cib_secret: a password is required (password_cib_secret: true or password)")
+    return Cloud(auth_url=auth_url, username=r.string("username", required=True), password=secret,
+                 project_name=r.string("project_name", required=True),
+                 user_domain=r.string("user_domain", default="Default"),
+                 project_domain=r.string("project_domain", default="Default"), **common)
+
+
+def _evacuation(problems: List[str], data: Any) -> Evacuation:
+    if data is None:
+        return Evacuation()
+    r = _Reader(problems, "evacuation", data, ("shared_storage", "tag", "max_parallel", "max_parallel_per_host",
+                                               "exclude_projects", "priority_key", "delay"))
+    if not r.ok:
+        return Evacuation()
+    return Evacuation(shared_storage=r.boolean("shared_storage", False), tag=r.string("tag"),
+                      max_parallel=r.integer("max_parallel", None, minimum=1),
+                      max_parallel_per_host=r.integer("max_parallel_per_host", None, minimum=1),
+                      exclude_projects=r.strings("exclude_projects"), priority_key=r.string("priority_key"),
+                      delay=r.integer("delay", None, minimum=0))
+
+
+def _kdump(problems: List[str], data: Any) -> Optional[Kdump]:
+    if data is None or data is False:
+        return None
+    if data is True:
+        return Kdump()
+    r = _Reader(problems, "fence_kdump", data, ("timeout", "nodename_check"))
+    if not r.ok:
+        return None
+    return Kdump(timeout=int(r.integer("timeout", 60, minimum=1) or 60),
+                 nodename_check=r.boolean("nodename_check", True))
+
+
+def _items(problems: List[str], data: Mapping[str, Any], key: str,
+           read: Callable[[List[str], str, Any], Any], required: bool = True) -> List[Any]:
+    value = data.get(key)
+    if value is None:
+        if required:
+            problems.append(f"{key}: is required (a list)")
+        return []
+    if not isinstance(value, list) or (required and not value):
+        problems.append(f"{key}: must be a non-empty list, got {_kind(value)}")
+        return []
+    return [read(problems, f"{key}[{i}]", item) for i, item in enumerate(value)]
+
+
+def _controller(problems: List[str], path: str, data: Any) -> Optional[Controller]:
+    r = _Reader(problems, path, data, ("name", "nodeid", "bmc"))
+    if not r.ok:
+        return None
+    name = r.string("name", required=True, pattern=_ID, what="a valid node name")
+    nodeid = r.integer("nodeid", None, minimum=1)
+    bmc = _bmc(problems, f"{path}.bmc", data["bmc"]) if r.has("bmc") else None
+    if name is None:
+        return None
+    return Controller(name, int(nodeid) if nodeid is not None else 0, bmc)
+
+
+def _compute(problems: List[str], path: str, data: Any) -> Optional[Compute]:
+    r = _Reader(problems, path, data, ("name", "address", "nova_host", "bmc"))
+    if not r.ok:
+        return None
+    name = r.string("name", required=True, pattern=_ID, what="a valid node name")
+    address = r.string("address", default=name)
+    nova_host = r.string("nova_host", default=name)
+    if not r.has("bmc"):
+        problems.append(f"{path}.bmc: is required (compute nodes are power-fenced through their BMC)")
+        return None
+    bmc = _bmc(problems, f"{path}.bmc", data["bmc"])
+    if name is None or bmc is None:
+        return None
+    return Compute(name, str(address), str(nova_host), bmc)
+
+
+_SITE_FIELDS = ("name", "controllers", "computes", "cloud", "evacuation", "fence_kdump", "reserved_hosts",
+                "control_plane_services", "role_attribute", "recheck_interval", "remote_port",
+                "reconnect_interval", "agents")
+
+
+def load_site(data: Any) -> Site:
+    """Validate a parsed site document; raise SiteError with every problem."""
+    problems: List[str] = []
+    r = _Reader(problems, "", data, _SITE_FIELDS)
+    if not r.ok:
+        raise SiteError(problems)
+    name = r.string("name", default="site", pattern=_ID, what="a valid name")
+    controllers = _items(problems, r.data, "controllers", _controller)
+    computes = _items(problems, r.data, "computes", _compute)
+    cloud = _cloud(problems, r.data.get("cloud")) if r.has("cloud") else None
+    if cloud is None:
+        problems.append("cloud: is required (Keystone credentials for fence_compute and the agents)")
+    evacuation = _evacuation(problems, r.data.get("evacuation"))
+    kdump = _kdump(problems, r.data.get("fence_kdump"))
+    agents_r = _Reader(problems, "agents", r.data.get("agents") or {}, ("provider", "fence_ipmi", "fence_compute"))
+    agents = Agents(provider=str(agents_r.string("provider", default="computeha", pattern=_ID, what="a provider name")),
+                    fence_ipmi=str(agents_r.string("fence_ipmi", default="fence_ipmi", pattern=_ID, what="an agent name")),
+                    fence_compute=str(agents_r.string("fence_compute", default="fence_compute", pattern=_ID,
+                                                      what="an agent name")))
+    site_kwargs: Dict[str, Any] = dict(
+        reserved_hosts=r.strings("reserved_hosts"),
+        control_plane_services=tuple(_checked_ids(problems, "control_plane_services", r.strings("control_plane_services"))),
+        role_attribute=str(r.string("role_attribute", default="computeha-role", pattern=_ID, what="an attribute name")),
+        recheck_interval=r.duration("recheck_interval", "1min"),
+        remote_port=int(r.integer("remote_port", 3121, minimum=1, maximum=65535) or 3121),
+        reconnect_interval=r.duration("reconnect_interval", "60s"),
+    )
+    _cross_checks(problems, [c for c in controllers if c], [c for c in computes if c], site_kwargs["reserved_hosts"])
+    if problems:
+        raise SiteError(problems)
+    # corosync node ids default to the position in the list (as in a nodelist without nodeid)
+    numbered = tuple(c if c.nodeid else Controller(c.name, i + 1, c.bmc) for i, c in enumerate(controllers))
+    assert cloud is not None
+    return Site(name=str(name), controllers=numbered, computes=tuple(computes), cloud=cloud, evacuation=evacuation,
+                kdump=kdump, agents=agents, **site_kwargs)
+
+
+def _checked_ids(problems: List[str], key: str, names: Tuple[str, ...]) -> List[str]:
+    for i, name in enumerate(names):
+        if not _ID.match(name):
+            problems.append(f"{key}[{i}]: {name!r} is not a valid resource id")
+    return list(names)
+
+
+def _cross_checks(problems: List[str], controllers: List[Controller], computes: List[Compute],
+                  reserved: Tuple[str, ...]) -> None:
+    seen: Dict[str, str] = {}
+    for kind, nodes in (("controllers", controllers), ("computes", computes)):
+        for i, node in enumerate(nodes):
+            path = f"{kind}[{i}].name"
+            if node.name in seen:
+                problems.append(f"{path}: {node.name!r} is already used by {seen[node.name]}")
+            else:
+                seen[node.name] = path
+    ids: Dict[int, str] = {}
+    for i, node in enumerate(controllers):
+        if node.nodeid:
+            if node.nodeid in ids:
+                problems.append(f"controllers[{i}].nodeid: {node.nodeid} is already used by {ids[node.nodeid]}")
+            ids[node.nodeid] = f"controllers[{i}]"
+    hosts: Dict[str, str] = {}
+    for i, node in enumerate(computes):
+        if node.nova_host in hosts:
+            problems.append(f"computes[{i}].nova_host: {node.nova_host!r} is already used by {hosts[node.nova_host]}")
+        hosts[node.nova_host] = f"computes[{i}]"
+    known = {c.name for c in computes} | {c.nova_host for c in computes}
+    for i, host in enumerate(reserved):
+        if host not in known:
+            problems.append(f"reserved_hosts[{i}]: {host!r} is not one of the computes")
+
+
+def inline_secrets(site: Site) -> List[str]:
+    """Paths of passwords given inline (validate warns about them)."""
+    found = []
+    for kind, nodes in (("controllers", site.controllers), ("computes", site.computes)):
+        for i, node in enumerate(nodes):
+            if node.bmc is not None and node.bmc.password.is_inline:
+                found.append(f"{kind}[{i}].bmc.password")
+    if site.cloud.password is not None and site.cloud.password.is_inline:
+        found.append("cloud.password")
+    return found
