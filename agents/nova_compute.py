@@ -104,7 +104,7 @@ class NovaCompute(ocf.OcfAgent):
     table = TABLE
     poll_interval = 1.0  # seconds between Nova/record polls during start (grows to 5 s)
 
-    def __init__(self, nova: Optional[Callable] = None,
+    def __init__(self, nova: Optional[Callable[[ocf.OcfContext], object]] = None,
                  attrs: Optional[Callable[[ocf.OcfContext], NodeAttributes]] = None,
                  hostname: Optional[str] = None) -> None:
         self._nova_factory = nova or nova_factory
@@ -141,7 +141,10 @@ class NovaCompute(ocf.OcfAgent):
         return socket.gethostname()
 
     def nova(self, ctx: ocf.OcfContext):
-        return self._nova_factory(ctx.values, ctx.log)
+        # one adapter (one keystoneauth1 session) per action
+        if "nova" not in ctx.extra:
+            ctx.extra["nova"] = self._nova_factory(ctx)
+        return ctx.extra["nova"]
 
     def recorded_active(self, ctx: ocf.OcfContext) -> bool:
         return ctx.state.exists(ACTIVE) or ctx.state.exists("nova-compute.pid")

@@ -1,42 +1,52 @@
-"""How NovaCompute reaches Nova: the credential parameters and the adapter factory.
+"""How NovaCompute reaches Nova: the shared credential parameters and the adapter factory.
 
 The credential fragment and the adapter belong to the shared Nova adapter
 (ocf_lib/nova_auth.py, ocf_lib/nova_client.py); this module is the one place
-NovaCompute binds to them, imported lazily so that meta-data and a level-0
-monitor never load keystoneauth1 or novaclient.
+NovaCompute binds to them. keystoneauth1 is imported only when a Nova call is
+really made, so meta-data and a level-0 monitor stay light.
 """
 from __future__ import annotations
 
-import logging
+import shlex
 from typing import Any
 
-from computeha.ocf_lib.exitcodes import AgentError, Ocf
-from computeha.ocf_lib.params import Kind, Param, ParamTable, Values
+from computeha.ocf_lib import log as ocflog
+from computeha.ocf_lib.exitcodes import AgentError, ConfigError, Ocf
+from computeha.ocf_lib.nova_auth import AUTH_PARAMS, AuthConfig, AuthConfigError, secrets_of
+from computeha.ocf_lib.runner import RunError
 
-try:  # the shared fragment, once the adapter is installed alongside
-    from computeha.ocf_lib.nova_auth import CREDENTIALS as _SHARED  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - interim until the shared fragment lands
-    _SHARED = None
-
-CREDENTIALS: ParamTable = _SHARED if _SHARED is not None else ParamTable([
-    Param("cloud", Kind.STRING, "Cloud name in clouds.yaml (preferred over the parameters below)", default=""),
-    Param("auth_url", Kind.STRING, "Keystone URL", default=""),
-    Param("username", Kind.STRING, "Keystone user", default="", aliases=("login",)),
-    Param("password", Kind.STRING, "Keystone password", default="", secret=True, aliases=("passwd",)),
-    Param("project_name", Kind.STRING, "Keystone project", default="", aliases=("tenant_name",)),
-    Param("user_domain", Kind.STRING, "Keystone user domain", default="Default"),
-    Param("project_domain", Kind.STRING, "Keystone project domain", default="Default"),
-    Param("region_name", Kind.STRING, "Region", default=""),
-    Param("endpoint_type", Kind.SELECT, "Catalog interface", choices=("public", "internal", "admin"),
-          default="internal"),
-    Param("insecure", Kind.BOOLEAN, "Skip TLS certificate verification", default=False),
-])
+CREDENTIALS = AUTH_PARAMS
 
 
-def nova_factory(values: Values, log: logging.Logger) -> Any:
-    """A Nova adapter (computeha.ocf_lib.nova.Nova) for these parameters."""
+def _password_from_script(ctx: Any) -> str:
+    """password_script: run it (list argv, no shell); its first output line is the password."""
     try:
-        from computeha.ocf_lib import nova_client  # type: ignore[attr-defined]
-    except ImportError as err:
-        raise AgentError(f"the Nova adapter is not installed: {err}", Ocf.ERR_INSTALLED) from None
-    return nova_client.from_values(values, log)  # type: ignore[attr-defined]
+        argv = shlex.split(ctx.values.password_script)
+        result = ctx.runner.run(argv, timeout=ctx.deadline.cap(30))
+    except (ValueError, RunError) as err:
+        raise ConfigError(f"password_script: {err}") from None
+    if not result.ok:
+        raise AgentError(f"password_script exited with status {result.returncode}", Ocf.ERR_CONFIGURED)
+    lines = result.stdout.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError("password_script printed no password")
+    ocflog.add_secret(lines[0])
+    return lines[0]
+
+
+def nova_factory(ctx: Any) -> Any:
+    """A Nova adapter (computeha.ocf_lib.nova.Nova) for the action's parameters, bounded by its deadline."""
+    from computeha.ocf_lib.nova_client import NovaClient
+
+    values = ctx.values
+    if values.get("password_script") and not values.get("password"):
+        values = values.replace(password=_password_from_script(ctx))
+    try:
+        config = AuthConfig.from_values(values)
+    except AuthConfigError as err:
+        raise ConfigError(str(err)) from None
+    problems = config.problems()
+    if problems:
+        raise ConfigError("; ".join(str(p) for p in problems))
+    ocflog.add_secrets(secrets_of(config))
+    return NovaClient.from_config(config, ctx.deadline)

@@ -122,7 +122,7 @@ class Harness:
         self.tmp = tmp
         self.nova = nova
         self.attrs = attrs
-        self.agent = NovaCompute(nova=lambda values, log: nova, attrs=lambda ctx: attrs, hostname="node-hostname")
+        self.agent = NovaCompute(nova=lambda ctx: nova, attrs=lambda ctx: attrs, hostname="node-hostname")
         self.agent.poll_interval = 0.01
         self.params = {"nova_compute_command": " ".join(f"'{a}'" for a in SLEEPER), "user": pwd.getpwuid(os.getuid()).pw_name,
                        "host": HOST, "stop_grace": "5", **params}
