@@ -227,3 +227,24 @@ def test_password_script_supplies_the_password(fence_ipmi_exe: Path, ipmi_bmc: b
     res = run_agent(fence_ipmi_exe, "off", dev)
     assert (res.code, res.out) == (0, "Success: Powered OFF\n"), res.err
     assert ipmi_bmc.power() == "off"
+
+
+def test_cipher_the_bmc_does_not_offer_fails_in_one_line(fence_ipmi_exe: Path, ipmi_bmc: bmcrig.Bmc) -> None:
+    res = run_agent(fence_ipmi_exe, "off", device_of(ipmi_bmc, cipher="17"))  # ipmi_sim has no SHA256
+    assert_one_line_failure(res, ipmi_bmc.password(), "cipher suite 17")
+    assert ipmi_bmc.power() == "on"
+
+
+def test_privilege_too_low_for_power_control_fails_in_one_line(fence_ipmi_exe: Path,
+                                                                ipmi_bmc: bmcrig.Bmc) -> None:
+    res = run_agent(fence_ipmi_exe, "off", device_of(ipmi_bmc, privlvl="user"))
+    assert_one_line_failure(res, ipmi_bmc.password(), "insufficient privilege")
+    assert ipmi_bmc.power() == "on"
+
+
+def test_bmc_that_stops_answering_times_out_within_the_deadline(fence_ipmi_exe: Path, bmc_factory) -> None:
+    bmc = bmc_factory.get("bmc-fence-slow-reply", reply_delay=4.0)  # login is fast, chassis calls are not
+    res = run_agent(fence_ipmi_exe, "status", device_of(bmc, login_timeout="1"))
+    assert_one_line_failure(res, bmc.password(), "no answer", "chassis status")
+    # budget: login_timeout 1 + power_timeout 20 + 5, but one request is bounded by login_timeout
+    assert res.seconds < 1 + 5
