@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 # credentials (the shared fragment in ocf_lib/nova_auth.py)
 CLOUD = "cloud"
+CLOUDS_YAML = "clouds_yaml"
 AUTH_URL = "auth_url"
 USERNAME = "username"
 PASSWORD = "password"
@@ -24,15 +25,21 @@ INSECURE = "insecure"
 # fence_compute
 RECORD_ONLY = "record_only"
 
+# Pacemaker node name -> Nova host name (fence_compute and NovaEvacuate)
+HOST_MAP = "host_map"
+
 # NovaEvacuate policy
-SHARED_STORAGE = "shared_storage"
-EVACUABLE_TAG = "evacuable_tag"
+NO_SHARED_STORAGE = "no_shared_storage"
+LOCAL_DISK_POLICY = "local_disk_policy"
+SELECTION = "selection"
+MARKER = "marker"
+EXCLUDE_PROJECTS = "exclude_projects"
+EXCLUDE_IMAGES = "exclude_images"
 MAX_PARALLEL = "max_parallel"
 MAX_PARALLEL_PER_HOST = "max_parallel_per_host"
-EXCLUDE_PROJECTS = "exclude_projects"
-PRIORITY_KEY = "priority_key"
+STAGGER = "stagger"
 EVACUATE_DELAY = "evacuate_delay"
-RESERVED_HOSTS = "reserved_hosts"
+TARGET_AGGREGATE = "target_aggregate"
 
 # fence_ipmi
 IPMI_IP = "ip"
@@ -47,40 +54,32 @@ PACEMAKER_STONITH = frozenset({"pcmk_host_list", "pcmk_host_map", "pcmk_host_che
                                "pcmk_delay_max", "priority"})
 
 # the module holding each agent's class, and the attribute with its table
+# the module holding each agent and its agent class (fence agents: the full table, with the
+# options the fence library adds, comes from the instance's full_table())
 AGENT_MODULES: Dict[str, Tuple[str, str]] = {
-    "fence_ipmi": ("computeha.fence.fence_ipmi", "TABLE"),
-    "fence_compute": ("computeha.fence.fence_compute", "TABLE"),
-    "NovaEvacuate": ("computeha.agents.nova_evacuate", "TABLE"),
-    "NovaCompute": ("computeha.agents.nova_compute", "TABLE"),
+    "fence_ipmi": ("computeha.fence.fence_ipmi", "IpmiFence"),
+    "fence_compute": ("computeha.fence.fence_compute", "FenceCompute"),
+    "NovaEvacuate": ("computeha.agents.nova_evacuate", "NovaEvacuate"),
+    "NovaCompute": ("computeha.agents.nova_compute", "NovaCompute"),
 }
 
 
 def load_table(agent: str):
-    """The agent's ParamTable, or None while the agent module does not exist yet.
-
-    Looks for a module-level ParamTable (any name), else the `table` of an
-    agent class or instance in the module.
-    """
-    from computeha.ocf_lib.params import ParamTable
-
-    module_name, attribute = AGENT_MODULES[agent]
+    """The agent's complete ParamTable, or None while the agent module does not exist."""
+    module_name, class_name = AGENT_MODULES[agent]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):
             return None
         raise
-    table = getattr(module, attribute, None)
-    if isinstance(table, ParamTable):
-        return table
-    for value in vars(module).values():
-        if isinstance(value, ParamTable):
-            return value
-    for value in vars(module).values():
-        candidate = getattr(value, "table", None)
-        if isinstance(candidate, ParamTable) and getattr(value, "__module__", "") == module_name:
-            return candidate
-    return None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        return None
+    full = getattr(cls, "full_table", None)
+    if callable(full):
+        return cls().full_table()
+    return cls.table
 
 
 def undeclared(agent: str, names: Iterable[str], fence: bool) -> Optional[List[str]]:

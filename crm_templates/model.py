@@ -72,6 +72,7 @@ class Cloud:
     """Credentials for Keystone/Nova: a clouds.yaml entry or explicit fields."""
 
     cloud: Optional[str] = None
+    clouds_yaml: Optional[str] = None
     auth_url: Optional[str] = None
     username: Optional[str] = None
     password: Optional[Secret] = None
@@ -85,13 +86,22 @@ class Cloud:
 
 @dataclass(frozen=True)
 class Evacuation:
-    shared_storage: bool = False
-    tag: Optional[str] = None  # flavor extra spec / image tag / metadata key marking evacuable instances
+    shared_storage: bool = False  # instance disks survive the host (else rebuilt from image)
+    local_disk_policy: Optional[str] = None  # rebuild | skip (instances on local disks)
+    selection: Optional[str] = None  # auto | marked | all
+    marker: Optional[str] = None  # tag / metadata key / extra spec marking evacuable instances
+    exclude_projects: Tuple[str, ...] = ()
+    exclude_images: Tuple[str, ...] = ()  # image ids or tag:<tag>
     max_parallel: Optional[int] = None  # global cap on in-flight evacuations
     max_parallel_per_host: Optional[int] = None
-    exclude_projects: Tuple[str, ...] = ()
-    priority_key: Optional[str] = None  # server/flavor metadata key holding the priority tier
+    stagger: Optional[int] = None  # seconds between two evacuate calls
     delay: Optional[int] = None  # seconds to wait after fencing before evacuating
+
+
+@dataclass(frozen=True)
+class Reserved:
+    aggregate: str  # the Nova host aggregate whose hosts receive evacuated instances
+    hosts: Tuple[str, ...] = ()  # the computes meant to be in it (checked, documented)
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,7 @@ class Site:
     cloud: Cloud
     evacuation: Evacuation = Evacuation()
     kdump: Optional[Kdump] = None
-    reserved_hosts: Tuple[str, ...] = ()
+    reserved: Optional[Reserved] = None
     control_plane_services: Tuple[str, ...] = ()
     role_attribute: str = "computeha-role"
     recheck_interval: str = "1min"
@@ -199,6 +209,13 @@ class _Reader:
             return ()
         return tuple(value)
 
+    def choice(self, key: str, choices: Tuple[str, ...]) -> Optional[str]:
+        text = self.string(key)
+        if text is not None and text not in choices:
+            self.problems.append(f"{self.at(key)}: {text!r} is not one of {', '.join(choices)}")
+            return None
+        return text
+
     def duration(self, key: str, default: str) -> str:
         text = self.string(key, default=default)
         text = str(text)
@@ -265,7 +282,8 @@ def _bmc(problems: List[str], path: str, data: Any) -> Optional[Bmc]:
     return Bmc(address, username, secret, int(port or 623), lanplus, cipher)
 
 
-_CLOUD_FIELDS = ("cloud", "auth_url", "username", "password", "password_cib_secret", "project_name",
+_CLOUD_FIELDS = ("cloud", "clouds_yaml", "auth_url", "username", "password", "password_script", "password_cib_secret",
+                 "project_name",
                  "user_domain", "project_domain", "region_name", "endpoint_type", "insecure")
 
 
@@ -274,7 +292,8 @@ def _cloud(problems: List[str], data: Any) -> Cloud:
     if not r.ok:
         return Cloud()
     name = r.string("cloud")
-    explicit = [k for k in ("auth_url", "username", "password", "password_cib_secret", "project_name") if r.has(k)]
+    explicit = [k for k in ("auth_url", "username", "password", "password_script", "password_cib_secret",
+                            "project_name") if r.has(k)]
     endpoint_type = r.string("endpoint_type")
     if endpoint_type is not None and endpoint_type not in ("public", "internal", "admin",
                                                            "publicURL", "internalURL", "adminURL"):
@@ -285,7 +304,7 @@ def _cloud(problems: List[str], data: Any) -> Cloud:
         if explicit:
             problems.append(f"cloud.{explicit[0]}: set either cloud (a clouds.yaml entry) or explicit credentials, "
                             f"not both")
-        return Cloud(cloud=name, **common)
+        return Cloud(cloud=name, clouds_yaml=r.string("clouds_yaml"), **common)
     if not explicit:
         problems.append("cloud.cloud: is required (a clouds.yaml cloud name), or give auth_url, username, "
                         "password_cib_secret/password and project_name")
@@ -293,9 +312,12 @@ def _cloud(problems: List[str], data: Any) -> Cloud:
     auth_url = r.string("auth_url", required=True)
     if auth_url is not None and not auth_url.startswith(("http://", "https://")):
         problems.append(f"cloud.auth_url: {auth_url!r} is not an http(s) URL")
-    secret = _secret(r, "password", script_allowed=False)
-    if secret is None and not any(r.has(k) for k in ("password", "password_cib_secret")):
-        problems.append("cloud.password_cib_secret: a password is required (password_cib_secret: true or password)")
+    if r.has("clouds_yaml"):
+        problems.append("cloud.clouds_yaml: only used together with cloud (a clouds.yaml entry name)")
+    secret = _secret(r, "password")
+    if secret is None and not any(r.has(k) for k in ("password", "password_script", "password_cib_secret")):
+        problems.append("cloud.password_script: a password is required (password_script, password_cib_secret "
+                        "or password)")
     return Cloud(auth_url=auth_url, username=r.string("username", required=True), password=secret,
                  project_name=r.string("project_name", required=True),
                  user_domain=r.string("user_domain", default="Default"),
@@ -305,15 +327,30 @@ def _cloud(problems: List[str], data: Any) -> Cloud:
 def _evacuation(problems: List[str], data: Any) -> Evacuation:
     if data is None:
         return Evacuation()
-    r = _Reader(problems, "evacuation", data, ("shared_storage", "tag", "max_parallel", "max_parallel_per_host",
-                                               "exclude_projects", "priority_key", "delay"))
+    r = _Reader(problems, "evacuation", data, ("shared_storage", "local_disk_policy", "selection", "marker",
+                                               "exclude_projects", "exclude_images", "max_parallel",
+                                               "max_parallel_per_host", "stagger", "delay"))
     if not r.ok:
         return Evacuation()
-    return Evacuation(shared_storage=r.boolean("shared_storage", False), tag=r.string("tag"),
-                      max_parallel=r.integer("max_parallel", None, minimum=1),
-                      max_parallel_per_host=r.integer("max_parallel_per_host", None, minimum=1),
-                      exclude_projects=r.strings("exclude_projects"), priority_key=r.string("priority_key"),
-                      delay=r.integer("delay", None, minimum=0))
+    return Evacuation(shared_storage=r.boolean("shared_storage", False),
+                      local_disk_policy=r.choice("local_disk_policy", ("rebuild", "skip")),
+                      selection=r.choice("selection", ("auto", "marked", "all")),
+                      marker=r.string("marker"),
+                      exclude_projects=r.strings("exclude_projects"), exclude_images=r.strings("exclude_images"),
+                      max_parallel=r.integer("max_parallel", None, minimum=1, maximum=256),
+                      max_parallel_per_host=r.integer("max_parallel_per_host", None, minimum=0, maximum=256),
+                      stagger=r.integer("stagger", None, minimum=0), delay=r.integer("delay", None, minimum=0))
+
+
+def _reserved(problems: List[str], data: Any) -> Optional[Reserved]:
+    if data is None:
+        return None
+    r = _Reader(problems, "reserved_hosts", data, ("aggregate", "hosts"))
+    if not r.ok:
+        return None
+    aggregate = r.string("aggregate", required=True)
+    hosts = r.strings("hosts")
+    return Reserved(aggregate, hosts) if aggregate is not None else None
 
 
 def _kdump(problems: List[str], data: Any) -> Optional[Kdump]:
@@ -394,14 +431,16 @@ def load_site(data: Any) -> Site:
                     fence_compute=str(agents_r.string("fence_compute", default="fence_compute", pattern=_ID,
                                                       what="an agent name")))
     site_kwargs: Dict[str, Any] = dict(
-        reserved_hosts=r.strings("reserved_hosts"),
+        reserved=_reserved(problems, r.data.get("reserved_hosts")),
         control_plane_services=tuple(_checked_ids(problems, "control_plane_services", r.strings("control_plane_services"))),
         role_attribute=str(r.string("role_attribute", default="computeha-role", pattern=_ID, what="an attribute name")),
         recheck_interval=r.duration("recheck_interval", "1min"),
         remote_port=int(r.integer("remote_port", 3121, minimum=1, maximum=65535) or 3121),
         reconnect_interval=r.duration("reconnect_interval", "60s"),
     )
-    _cross_checks(problems, [c for c in controllers if c], [c for c in computes if c], site_kwargs["reserved_hosts"])
+    reserved = site_kwargs["reserved"]
+    _cross_checks(problems, [c for c in controllers if c], [c for c in computes if c],
+                  reserved.hosts if reserved is not None else ())
     if problems:
         raise SiteError(problems)
     # corosync node ids default to the position in the list (as in a nodelist without nodeid)
@@ -442,7 +481,7 @@ def _cross_checks(problems: List[str], controllers: List[Controller], computes: 
     known = {c.name for c in computes} | {c.nova_host for c in computes}
     for i, host in enumerate(reserved):
         if host not in known:
-            problems.append(f"reserved_hosts[{i}]: {host!r} is not one of the computes")
+            problems.append(f"reserved_hosts.hosts[{i}]: {host!r} is not one of the computes")
 
 
 def inline_secrets(site: Site) -> List[str]:

@@ -144,6 +144,8 @@ def _credentials(site: Site) -> List[Nv]:
     out: List[Nv] = []
     if c.cloud is not None:
         out.append(Nv(ap.CLOUD, c.cloud))
+        if c.clouds_yaml:
+            out.append(Nv(ap.CLOUDS_YAML, c.clouds_yaml))
     else:
         out += [Nv(ap.AUTH_URL, str(c.auth_url)), Nv(ap.USERNAME, str(c.username))]
         if c.password is not None:
@@ -171,22 +173,20 @@ def _ipmi(site: Site, node: str, bmc) -> Primitive:
 
 def _evacuation_params(site: Site) -> List[Nv]:
     e = site.evacuation
-    out = [Nv(ap.SHARED_STORAGE, _bool(e.shared_storage))]
-    if e.tag:
-        out.append(Nv(ap.EVACUABLE_TAG, e.tag))
-    if e.max_parallel is not None:
-        out.append(Nv(ap.MAX_PARALLEL, str(e.max_parallel)))
-    if e.max_parallel_per_host is not None:
-        out.append(Nv(ap.MAX_PARALLEL_PER_HOST, str(e.max_parallel_per_host)))
-    if e.exclude_projects:
-        out.append(Nv(ap.EXCLUDE_PROJECTS, ",".join(e.exclude_projects)))
-    if e.priority_key:
-        out.append(Nv(ap.PRIORITY_KEY, e.priority_key))
-    if e.delay is not None:
-        out.append(Nv(ap.EVACUATE_DELAY, str(e.delay)))
-    if site.reserved_hosts:
-        out.append(Nv(ap.RESERVED_HOSTS, ",".join(site.reserved_hosts)))
+    out = [Nv(ap.NO_SHARED_STORAGE, _bool(not e.shared_storage))]
+    optional = [(ap.LOCAL_DISK_POLICY, e.local_disk_policy), (ap.SELECTION, e.selection), (ap.MARKER, e.marker),
+                (ap.EXCLUDE_PROJECTS, ",".join(e.exclude_projects)), (ap.EXCLUDE_IMAGES, ",".join(e.exclude_images)),
+                (ap.MAX_PARALLEL, e.max_parallel), (ap.MAX_PARALLEL_PER_HOST, e.max_parallel_per_host),
+                (ap.STAGGER, e.stagger), (ap.EVACUATE_DELAY, e.delay),
+                (ap.TARGET_AGGREGATE, site.reserved.aggregate if site.reserved else None)]
+    out += [Nv(name, str(value)) for name, value in optional if value not in (None, "")]
     return out
+
+
+def _host_map(site: Site) -> List[Nv]:
+    """Only when some Pacemaker node name differs from its Nova host name."""
+    pairs = [f"{c.name}:{c.nova_host}" for c in site.computes if c.nova_host != c.name]
+    return [Nv(ap.HOST_MAP, ";".join(pairs))] if pairs else []
 
 
 def build(site: Site) -> Config:
@@ -206,13 +206,12 @@ def build(site: Site) -> Config:
             resources.append(_ipmi(site, ctl.name, ctl.bmc))
             constraints.append(Avoid(f"l-{ipmi_id(ctl.name)}-avoids-self", ipmi_id(ctl.name), ctl.name))
 
-    # fence_compute: only ever for computes (it needs Keystone/Nova, which run on the controllers)
-    if any(c.nova_host != c.name for c in site.computes):
-        targets = Nv("pcmk_host_map", ";".join(f"{c.name}:{c.nova_host}" for c in site.computes))
-    else:
-        targets = Nv("pcmk_host_list", " ".join(computes))
+    # fence_compute: only ever for computes (it needs Keystone/Nova, which run on the controllers).
+    # Pacemaker hands it the node name; the agent maps that to the Nova host itself (host_map),
+    # so the same node name reaches the cluster record that NovaEvacuate reads.
     resources.append(Primitive(FENCE_NOVA, "stonith", site.agents.fence_compute,
-                               params=tuple(_credentials(site) + [Nv(ap.RECORD_ONLY, "true"), targets]),
+                               params=tuple(_credentials(site) + _host_map(site) +
+                                            [Nv(ap.RECORD_ONLY, "1"), Nv("pcmk_host_list", " ".join(computes))]),
                                meta=(Nv("provides", "unfencing"),), ops=(Op("monitor", "60s", "180s"),)))
     if site.kdump is not None:
         all_nodes = [c.name for c in site.controllers] + computes
@@ -229,7 +228,7 @@ def build(site: Site) -> Config:
         resources.append(_ipmi(site, comp.name, comp.bmc))
 
     resources.append(Primitive(NOVA_EVACUATE, "ocf", "NovaEvacuate", site.agents.provider,
-                               params=tuple(_credentials(site) + _evacuation_params(site)),
+                               params=tuple(_credentials(site) + _host_map(site) + _evacuation_params(site)),
                                ops=(Op("start", "0s", "60s"), Op("stop", "0s", "60s"),
                                     Op("monitor", "10s", "600s"))))
     constraints.append(RuleLocation(f"l-{NOVA_EVACUATE}-on-controllers", f"l-{NOVA_EVACUATE}-on-controllers-rule",

@@ -35,8 +35,13 @@ def parse_site(text: str, origin: str = "site") -> Site:
     return load_site(data)
 
 
-def render(site: Site, fmt: str, script: str = "") -> str:
+def render(site: Site, fmt: str, script: str = "", base: str = "") -> str:
+    """`base`: the text of an existing CIB to render into (cib format only)."""
     config = build(site)
+    if base:
+        if fmt != "cib":
+            raise ValueError("a base CIB applies to the cib format only")
+        return render_cib.render_into(base, config)
     name = script or f"{site.name}.{SUFFIX[fmt]}"
     renderers: Dict[str, Callable[[], str]] = {
         "pcs": lambda: render_pcs.render(config, site.name, name),

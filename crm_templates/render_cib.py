@@ -102,3 +102,72 @@ def render(config: Config) -> str:
     root = cib(config)
     ET.indent(root, "  ")
     return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def merge(base: ET.Element, config: Config) -> ET.Element:
+    """Our objects written into an existing CIB (e.g. `cibadmin --query` of the live cluster).
+
+    Objects with our ids replace the ones in `base`; node attributes and
+    properties are merged; everything else in `base` is kept. The result is
+    what `crm_verify --xml-file` should check before `cibadmin --replace`.
+    """
+    ours = configuration(config)
+    conf = base.find("configuration")
+    if conf is None:
+        raise ValueError("the base CIB has no <configuration> element")
+
+    def section(tag: str) -> ET.Element:
+        found = conf.find(tag)
+        return found if found is not None else ET.SubElement(conf, tag)
+
+    def merge_nvset(parent: ET.Element, new_set: ET.Element) -> None:
+        existing = parent.find(f"{new_set.tag}[@id='{new_set.get('id')}']")
+        if existing is None:
+            existing = parent.find(new_set.tag)
+        if existing is None:
+            parent.append(new_set)
+            return
+        for nv in new_set.findall("nvpair"):
+            for old in existing.findall(f"nvpair[@name='{nv.get('name')}']"):
+                existing.remove(old)
+            existing.append(nv)
+
+    for tag in ("crm_config", "rsc_defaults"):
+        for nvset in ours.findall(f"{tag}/*"):
+            merge_nvset(section(tag), nvset)
+    nodes = section("nodes")
+    for node in ours.findall("nodes/node"):
+        existing = nodes.find(f"node[@uname='{node.get('uname')}']")
+        if existing is None:
+            nodes.append(node)
+        else:
+            for nvset in node.findall("instance_attributes"):
+                merge_nvset(existing, nvset)
+    for tag in ("resources", "constraints"):
+        target = section(tag)
+        for element in ours.findall(f"{tag}/*"):
+            for old in target.findall(f"*[@id='{element.get('id')}']"):
+                target.remove(old)
+            target.append(element)
+    levels = ours.findall("fencing-topology/fencing-level")
+    if levels:
+        topology = section("fencing-topology")
+        for level in levels:
+            for old in topology.findall(f"fencing-level[@target='{level.get('target')}'][@index='{level.get('index')}']"):
+                topology.remove(old)
+            topology.append(level)
+    # keep Pacemaker's section order: fencing-topology before rsc_defaults
+    order = ["crm_config", "nodes", "resources", "constraints", "fencing-topology", "op_defaults", "rsc_defaults",
+             "alerts", "tags", "acls"]
+    children = list(conf)
+    for child in children:
+        conf.remove(child)
+    for child in sorted(children, key=lambda c: order.index(c.tag) if c.tag in order else len(order)):
+        conf.append(child)
+    return base
+
+
+def render_into(base_text: str, config: Config) -> str:
+    root = merge(ET.fromstring(base_text), config)
+    ET.indent(root, "  ")
+    return ET.tostring(root, encoding="unicode") + "\n"
