@@ -96,18 +96,28 @@ def test_network_partition_is_fenced_and_node_rejoins_when_healed(
 
 def test_working_tree_agents_are_visible_inside_nodes_only(converged_cluster: Cluster) -> None:
     rig = converged_cluster
-    node = rig.layout.computes[0].name
-    probe = rig.layout.agents_dir / "ocf" / "computeha" / "RigVisibilityProbe"
+    compute, controller = rig.layout.computes[0].name, rig.controller()
+    ocf = rig.layout.agents_dir / "ocf" / "computeha"
+    staged_ocf = sorted(p.name for p in ocf.iterdir())
+    staged_fence = sorted(p.name for p in (rig.layout.agents_dir / "sbin").glob("fence_*"))
+    probe = ocf / "RigVisibilityProbe"
     probe.write_text("#!/bin/sh\nexit 0\n")
     probe.chmod(0o755)
     try:
-        inside = rig.x(node, ["ls", "/usr/lib/ocf/resource.d/computeha"]).stdout.split()
-        assert "RigVisibilityProbe" in inside
-        providers = rig.x(rig.controller(), ["crm_resource", "--list-ocf-providers"]).stdout
-        assert "computeha" in providers.split()
-        assert not Path("/usr/lib/ocf/resource.d/computeha").exists(), "host /usr polluted"
+        inside = rig.x(compute, ["ls", "/usr/lib/ocf/resource.d/computeha"]).stdout.split()
+        assert set(staged_ocf) | {"RigVisibilityProbe"} <= set(inside)
+        listed = rig.x(controller, ["crm_resource", "--list-agents", "ocf:computeha"]).stdout
+        assert "RigVisibilityProbe" in listed.split()
+        assert not Path("/usr/lib/ocf/resource.d/computeha/RigVisibilityProbe").exists(), \
+            "the host's /usr must stay untouched"
     finally:
         probe.unlink()
+    # the project's fence agents, as pacemaker-fenced sees them from the working tree
+    installed = rig.x(controller, ["stonith_admin", "--list-installed"]).stdout.split()
+    for agent in staged_fence:
+        assert agent in installed
+        meta = rig.x(controller, ["stonith_admin", "--metadata", "--agent", agent]).stdout
+        assert f'name="{agent}"' in meta
 
 
 def test_bmc_password_stays_out_of_the_cib_and_the_logs(converged_cluster: Cluster) -> None:

@@ -501,6 +501,13 @@ class Cluster:
     def heal(self, node: str) -> None:
         _run(["ip", "link", "set", self.layout.veth(self.node(node)), "up"])
 
+    def restore_all(self) -> None:
+        """Back to baseline after a scenario: every cable plugged, every node powered."""
+        for n in self.layout.nodes:
+            self.heal(n.name)
+            if "off" in self.power_status(n.name):
+                self.power_on(n.name)
+
     def node_pids(self, node: str) -> List[int]:
         """Processes of the node, its anchor excluded (empty when powered off)."""
         n = self.node(node)

@@ -30,6 +30,7 @@ def cluster_rig() -> Iterator[Cluster]:
 
 @pytest.fixture
 def converged_cluster(cluster_rig: Cluster) -> Cluster:
-    """The session rig, with every node online and resources running (checked per test)."""
-    cluster_rig.wait_converged(timeout=180)
+    """The session rig back at baseline: all nodes powered, connected, online, resources up."""
+    cluster_rig.restore_all()
+    cluster_rig.wait_converged(timeout=240)
     return cluster_rig
