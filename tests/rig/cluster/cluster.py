@@ -406,6 +406,54 @@ class Cluster:
             argv.append(f"diff-against={orig}")
         self.x(ctl, argv, timeout=120)
 
+    def site_model(self, cloud: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
+        """This rig as a ``crm_templates`` site document (BMCs, remotes, password_script)."""
+        lay = self.layout
+
+        def bmc(n: Node) -> Dict[str, Any]:
+            return {"address": n.bmc_ip, "port": IPMI_PORT, "username": BMC_USER,
+                    "password_script": str(lay.bmc_password_script), "lanplus": True,
+                    "cipher": 3}
+
+        site: Dict[str, Any] = {
+            "name": "rig",
+            "controllers": [{"name": n.name, "nodeid": n.nodeid, "bmc": bmc(n)}
+                            for n in lay.controllers],
+            "computes": [{"name": n.name, "address": n.ip, "bmc": bmc(n)} for n in lay.computes],
+            "cloud": cloud,
+            "reconnect_interval": "5s",
+        }
+        site.update(extra)
+        return site
+
+    def configure_from_site(self, site: Dict[str, Any]) -> Path:
+        """Replace the live configuration with the project's own rendering of ``site``.
+
+        The rendered CIB uses the project's agents (staged into the nodes), e.g. fence_ipmi
+        and the fence_compute level, so Nova must be reachable for fencing to succeed.
+        Returns the rendered file.
+        """
+        from computeha.crm_templates.model import load_site
+        from computeha.crm_templates.render import render
+
+        xml_text = render(load_site(site), "cib")
+        conf = ET.fromstring(xml_text).find("configuration")
+        if conf is None:
+            raise RigError("crm_templates rendered no <configuration>")
+        props = conf.find("crm_config/cluster_property_set[@id='cib-bootstrap-options']")
+        if props is not None:  # keep the rig's fast DC election on the next cold start
+            for name, value in (("dc-deadtime", SEED_OPTIONS["dc-deadtime"]),):
+                if props.find(f"nvpair[@name='{name}']") is None:
+                    ET.SubElement(props, "nvpair", id=f"cib-bootstrap-options-{name}", name=name,
+                                  value=value)
+        out = self.root / "cib-work" / "site-configuration.xml"
+        out.parent.mkdir(exist_ok=True)
+        (self.root / "cib-work" / "site-rendered.xml").write_text(xml_text)
+        out.write_text(ET.tostring(conf, encoding="unicode"))
+        self.x(self.controller(), ["cibadmin", "--replace", "--scope", "configuration",
+                                   "--xml-file", str(out)], timeout=120)
+        return out
+
     # ------------------------------------------------------------------ status
     def crm_mon(self, on: Optional[str] = None) -> ET.Element:
         out = self.x(on or self.controller(), ["crm_mon", "-1", "--inactive", "--output-as=xml"],
