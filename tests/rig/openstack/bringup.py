@@ -14,7 +14,7 @@ from typing import Callable, List
 
 from tests.rig.openstack import bootstrap, commands, procs
 from tests.rig.openstack.config import RigPaths, RigSettings, compute_hosts, save_settings
-from tests.rig.openstack.configs import DB_USER, Secrets, db_url, render_all, url
+from tests.rig.openstack.configs import DB_USER, Secrets, render_all, url
 from tests.rig.openstack.driver import rig_guest_records as records
 
 CONTROL_SERVICES = ["epmd", "rabbitmq", "mariadb", "keystone", "placement", "glance", "fake-neutron",

@@ -40,6 +40,9 @@ def main(argv=None) -> int:
             for h in rig.compute_hosts:
                 print("%s: power %s, nova-compute %s, %d guest record(s)" % (
                     h, rig.power_state(h), "running" if rig.compute_running(h) else "stopped", len(rig.guests(h))))
+            mem = rig.memory_mib()
+            print("memory (PSS MiB): %s; total %d" % (", ".join("%s=%d" % kv for kv in mem.items()),
+                                                       sum(mem.values())))
             print("logs: %s" % rig.logs)
             return 0 if rig.healthy() else 1
         elif args.cmd == "guests":

@@ -109,6 +109,16 @@ class OpenStackRig:
         self._session = None
         say("stopped: %s" % (", ".join(stopped) or "nothing was running"))
 
+    def memory_mib(self) -> Dict[str, int]:
+        """PSS per running rig service (MiB), summed over its process group."""
+        names = bringup.CONTROL_SERVICES + ["nova-compute-%s" % h for h in self.compute_hosts]
+        out = {}
+        for name in names:
+            pgid = procs.recorded(name, self.paths.run)
+            if pgid is not None:
+                out[name] = procs.group_pss_kib(pgid) // 1024
+        return out
+
     def _check_ports_free(self) -> None:
         busy = []
         for name, port in self.settings.ports.items():

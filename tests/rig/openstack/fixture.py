@@ -7,11 +7,18 @@
 - ``openstack_cloud`` (function): the same rig, reset after each test: every compute
   powered on, running, enabled and not forced down; servers the test created deleted.
 
+One rig serves one test session at a time: the session holds an exclusive lock on
+``<rig>/session.lock`` (another session waits up to ``COMPUTEHA_RIG_LOCK_WAIT`` seconds,
+default 900). Run concurrent sessions on separate rigs with ``COMPUTEHA_RIG_DIR`` and
+``COMPUTEHA_RIG_PORT_OFFSET``.
+
 Tests using either fixture are marked ``integration`` and ``openstack`` automatically.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import time
 
 import pytest
 
@@ -38,20 +45,46 @@ def _unavailable(reason: str):
     pytest.skip(msg)
 
 
+def _lock_session(rig: OpenStackRig):
+    """Exclusive use of the rig for this session; the lock dies with the process."""
+    rig.paths.root.mkdir(parents=True, exist_ok=True)
+    fh = open(rig.paths.root / "session.lock", "a+")
+    deadline = time.monotonic() + float(os.environ.get("COMPUTEHA_RIG_LOCK_WAIT", "900"))
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fh
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                fh.close()
+                return None
+            time.sleep(1)
+
+
 @pytest.fixture(scope="session")
 def openstack_rig():
     rig = OpenStackRig()
     built = False
+    lock = _lock_session(rig)
+    if lock is None:
+        _unavailable("another test session holds %s" % (rig.paths.root / "session.lock"))
+    problem = None
     try:
         built = rig.up(say=lambda m: print("openstack rig: %s" % m))
     except RigNotInstalled as exc:
-        _unavailable(str(exc))
+        problem = str(exc)
     except Exception as exc:  # noqa: BLE001 - any bring-up failure makes the rig unavailable
         rig.down(say=lambda m: None)
-        _unavailable("bring-up failed: %s: %s (logs in %s)" % (type(exc).__name__, exc, rig.logs))
-    yield rig
-    if built and os.environ.get("COMPUTEHA_KEEP_RIG") != "1":
-        rig.down(say=lambda m: None)
+        problem = "bring-up failed: %s: %s (logs in %s)" % (type(exc).__name__, exc, rig.logs)
+    if problem is not None:
+        lock.close()
+        _unavailable(problem)
+    try:
+        yield rig
+    finally:
+        if built and os.environ.get("COMPUTEHA_KEEP_RIG") != "1":
+            rig.down(say=lambda m: None)
+        lock.close()
 
 
 @pytest.fixture

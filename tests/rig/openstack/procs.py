@@ -90,6 +90,24 @@ def _group_exists(pgid: int) -> bool:
     return False
 
 
+def group_pss_kib(pgid: int) -> int:
+    """Proportional set size of a process group, KiB (memory reports)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+            if int(raw[raw.rindex(")") + 2:].split()[2]) != pgid:
+                continue
+            for line in (entry / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def stop(name: str, run_dir: Path, sig: int = signal.SIGTERM, grace: float = 15.0) -> bool:
     """Signal the recorded process group; KILL it after `grace` seconds. True if it was running."""
     pgid = recorded(name, run_dir)
