@@ -25,7 +25,7 @@ from . import log as ocflog
 from .deadline import Deadline, DeadlineExceeded
 from .exitcodes import Fence, one_line
 from .metadata import fence_metadata, getopt_mixed
-from .params import Kind, Param, ParamTable, Problem, Values, fold
+from .params import Kind, Param, ParamTable, Problem, Values, agent_checks, fold
 from .runner import RunError, Runner
 
 ON, OFF = "on", "off"
@@ -288,8 +288,7 @@ def _run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: 
         values, script_problem = _resolve_password_script(values, runner, log)
         if script_problem:
             problems.append(script_problem)
-    if not problems:
-        problems += agent.validate(values, plug)
+    problems += agent_checks(agent.validate, bool(problems), values, plug)
     if action == "validate-all":
         for problem in problems:
             stderr.write(f"{agent.name}: {ocflog.redact(str(problem))}\n")

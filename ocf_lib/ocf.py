@@ -17,7 +17,7 @@ from . import log as ocflog
 from .deadline import Deadline, DeadlineExceeded, ocf_timeout
 from .exitcodes import AgentError, Ocf, one_line
 from .metadata import ocf_metadata
-from .params import AgentInfo, Param, ParamTable, Problem, Values
+from .params import AgentInfo, Param, ParamTable, Problem, Values, agent_checks
 from .runner import Runner
 from .state import StateDir, rsctmp
 
@@ -191,9 +191,7 @@ def _dispatch(agent: OcfAgent, action: str, env: Mapping[str, str], stdout: Text
 def _run_action(agent: OcfAgent, ctx: OcfContext, stderr: TextIO) -> int:
     action = ctx.action
     if action == "validate-all":
-        problems = list(ctx.problems)
-        if not problems:
-            problems += agent.validate(ctx)
+        problems = list(ctx.problems) + agent_checks(agent.validate, bool(ctx.problems), ctx)
         for problem in problems:
             stderr.write(f"{ctx.agent}: {ocflog.redact(str(problem))}\n")
         code = worst_code(problems)

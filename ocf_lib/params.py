@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 from .exitcodes import Ocf
 
@@ -238,6 +238,19 @@ class ParamTable:
             values[param.name] = value
             given.add(param.name)
         return Values(self, values, given), problems
+
+
+def agent_checks(check: Callable[..., List[Problem]], table_broken: bool, *args: Any) -> List[Problem]:
+    """An agent's own checks, run even when the table found problems, so that
+    validate-all reports everything at once. With broken parameters the agent
+    sees their defaults; if its checks trip over that, the table's problems
+    already explain the failure."""
+    try:
+        return list(check(*args))
+    except Exception:
+        if table_broken:
+            return []
+        raise
 
 
 def fold(name: str) -> str:

@@ -222,3 +222,10 @@ def test_delay_applies_to_off_only() -> None:
     started = time.monotonic()
     assert run(FakeAgent(FakeDevice()), "action=off\nip=x\ndelay=1\n")[0] == 0
     assert time.monotonic() - started >= 1
+
+
+def test_validate_all_reports_table_and_agent_problems_together() -> None:
+    from tests.contract.sample_agents import SampleFence
+    code, _, err = run(SampleFence(), "action=validate-all\ninsecure=perhaps\n")
+    assert code == 1
+    assert "insecure" in err and "state_dir" in err and "plug" in err

@@ -162,3 +162,11 @@ def test_two_instances_keep_separate_state(env) -> None:
     assert run(["monitor"], other)[0] == 7
     assert run(["stop"], other)[0] == 0
     assert run(["monitor"], env)[0] == 0
+
+
+def test_validate_all_reports_table_and_agent_problems_together(env, tmp_path: Path) -> None:
+    env = {**env, "OCF_CHECK_LEVEL": "10", "OCF_RESKEY_count": "0",
+           "OCF_RESKEY_required_path": str(tmp_path / "absent")}
+    code, _, err = run(["validate-all"], env)
+    assert code == Ocf.ERR_CONFIGURED
+    assert "count" in err and "does not exist" in err
