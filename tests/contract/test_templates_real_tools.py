@@ -1,0 +1,208 @@
+"""The renderings against the real Pacemaker tools: crm_verify, pcs -f, crmsh shadow CIBs, crm_simulate.
+
+The agents need not be installed (crm_verify and crm_simulate do not run
+them); pcs and crmsh are told so (COMPUTEHA_PCS_FORCE=1, crm -F) and the
+parameter names are checked against the agents' tables by the unit tests.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from computeha.crm_templates.canonical import canonical, differences
+from computeha.crm_templates.objects import build
+from computeha.crm_templates.render import parse_site, render
+from computeha.crm_templates.render_cib import render_into
+from tests.contract.conftest import need
+
+pytestmark = pytest.mark.tools
+
+CONTROLLERS = ("ctl1", "ctl2", "ctl3")
+SERVICE = "haproxy-clone"  # stands in for the control plane NovaEvacuate is ordered after
+
+
+def site_yaml(computes: int, inline: bool = True, kdump: bool = False) -> str:
+    """A site with every password form; `inline` adds inline passwords (BMC and Keystone)."""
+    def bmc(i: int, prefix: str) -> dict:
+        forms = [{"password_script": f"/usr/local/sbin/bmc-pw {prefix}{i}"}, {"password_cib_secret": True}]
+        if inline:
+            forms.append({"password": f"s3cr'et \"{i}\" x"})
+        return {"address": f"10.{2 if prefix == 'c' else 3}.{i // 250}.{i % 250 + 1}", "username": "admin",
+                **forms[i % len(forms)]}
+    cloud = ({"auth_url": "http://127.0.0.1:5000/v3", "username": "admin", "password": "cloud pw",
+              "project_name": "admin", "region_name": "RegionOne"} if inline else {"cloud": "overcloud"})
+    data = {
+        "name": "rig",
+        "controllers": [{"name": name, "nodeid": i + 1, "bmc": bmc(i + 1, "k")} for i, name in enumerate(CONTROLLERS)],
+        "computes": [{"name": f"compute-{i}", "address": f"10.1.{i // 250}.{i % 250 + 1}",
+                      "nova_host": f"compute-{i}.localdomain" if i % 2 else f"compute-{i}", "bmc": bmc(i, "c")}
+                     for i in range(1, computes + 1)],
+        "cloud": cloud,
+        "evacuation": {"max_parallel": 8, "selection": "auto", "exclude_images": ["tag:amphora"]},
+        "reserved_hosts": {"aggregate": "ha-reserved", "hosts": ["compute-1"]},
+        "control_plane_services": [SERVICE],
+    }
+    if kdump:
+        data["fence_kdump"] = {"timeout": 30}
+    return yaml.safe_dump(data)
+
+
+def seed(path: Path) -> None:
+    """What a freshly set-up cluster has: its members and the control plane, nothing of ours."""
+    env = dict(os.environ, CIB_file=str(path))
+    with open(path, "w") as handle:
+        subprocess.run(["cibadmin", "--empty"], stdout=handle, check=True, timeout=30)
+    for i, name in enumerate(CONTROLLERS, 1):
+        subprocess.run(["cibadmin", "--create", "-o", "nodes", "-X", f'<node id="{i}" uname="{name}"/>'],
+                       env=env, check=True, timeout=30)
+    subprocess.run(["cibadmin", "--create", "-o", "resources", "-X",
+                    f'<clone id="{SERVICE}"><primitive id="haproxy" class="ocf" provider="pacemaker" type="Dummy">'
+                    '<operations><op id="haproxy-monitor" name="monitor" interval="10s"/></operations>'
+                    '</primitive></clone>'], env=env, check=True, timeout=30)
+
+
+def verify(path: Path) -> str:
+    """crm_verify must find no error; offline CIBs always warn (no quorum, unclean nodes): rc 78 allowed."""
+    proc = subprocess.run(["crm_verify", "-V", "--xml-file", str(path)], capture_output=True, text=True, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if re.search(r"\berror\b", line, re.I)
+              and "Errors found during check" not in line]
+    assert proc.returncode in (0, 78) and not errors, proc.stderr
+    return proc.stderr
+
+
+def ours(root: ET.Element) -> dict:
+    """The canonical form without the seed's control-plane stand-in."""
+    form = canonical(root)
+    form["resources"].pop("haproxy", None)
+    return form
+
+
+def configuration(path: Path, env: dict) -> ET.Element:
+    out = subprocess.run(["cibadmin", "--query", "--scope", "configuration"], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    return ET.fromstring(out)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("templates")
+    site = parse_site(site_yaml(3, kdump=True))
+    base = folder / "seed.xml"
+    seed(base)
+    return folder, site, base
+
+
+def test_crm_verify_accepts_the_cib_rendering(small):
+    folder, site, base = small
+    merged = folder / "merged.xml"
+    merged.write_text(render(site, "cib", base=base.read_text()))
+    need("crm_verify")
+    verify(merged)
+    # our XML alone references the control plane it is ordered after: crm_verify must say so
+    alone = folder / "alone.xml"
+    alone.write_text(render(site, "cib"))
+    proc = subprocess.run(["crm_verify", "--xml-file", str(alone)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode not in (0, 78) or SERVICE in proc.stderr
+    # re-rendering into its own output changes nothing
+    again = render_into(merged.read_text(), build(site))
+    assert canonical(ET.fromstring(again)) == canonical(ET.fromstring(merged.read_text()))
+
+
+def _apply_pcs(script: Path, cib: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CIB_file=str(cib), COMPUTEHA_PCS_FORCE="1")
+    return subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_pcs_script_on_an_empty_cib_equals_the_xml_and_reapplying_changes_nothing(small):
+    need("pcs", "cibadmin", "crm_verify")
+    folder, site, base = small
+    cib = folder / "pcs.xml"
+    cib.write_bytes(base.read_bytes())
+    script = folder / "site.pcs"
+    script.write_text(render(site, "pcs"))
+    first = _apply_pcs(script, cib)
+    assert first.returncode == 0, first.stderr[-3000:]
+    env = dict(os.environ, CIB_file=str(cib))
+    after_first = configuration(cib, env)
+    expected = ours(ET.fromstring(render(site, "cib")))
+    assert differences(ours(after_first), expected) == []
+    verify(cib)
+    second = _apply_pcs(script, cib)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert ET.tostring(configuration(cib, env)) == ET.tostring(after_first)
+
+
+def test_crmsh_file_in_a_shadow_cib_equals_the_xml_and_reloading_changes_nothing(small, tmp_path):
+    need("crm", "crm_shadow", "cibadmin")
+    folder, site, base = small
+    crm_file = folder / "site.crm"
+    crm_file.write_text(render(site, "crmsh"))
+    shadow_dir = tmp_path / "shadow"
+    shadow_dir.mkdir()
+    # a shadow CIB seeded with the cluster's members and control plane, as `crm cib new` would copy them
+    (shadow_dir / "shadow.rig").write_bytes(base.read_bytes())
+    env = dict(os.environ, CIB_shadow_dir=str(shadow_dir), HOME=str(tmp_path))
+    env.pop("CIB_file", None)
+
+    def load() -> subprocess.CompletedProcess:
+        return subprocess.run(["crm", "-F", "-c", "rig", "configure", "load", "update", str(crm_file)], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    first = load()
+    assert first.returncode == 0, first.stderr[-3000:]
+    query_env = dict(env, CIB_shadow="rig")
+    after_first = configuration(shadow_dir / "shadow.rig", query_env)
+    expected = ours(ET.fromstring(render(site, "cib")))
+    assert differences(ours(after_first), expected) == []
+    second = load()
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert canonical(configuration(shadow_dir / "shadow.rig", query_env)) == canonical(after_first)
+
+
+def _summary(output: str) -> list:
+    lines = output.split("Transition Summary:", 1)[1].splitlines()
+    found = []
+    for line in lines[1:]:
+        if not line.strip():
+            if found:
+                break
+            continue
+        if not line.startswith("  * "):
+            break
+        found.append(line.strip())
+    return found
+
+
+def test_crm_simulate_fences_a_failed_compute_and_moves_nothing_else(tmp_path):
+    """3 controllers + 100 computes: bring-up, then the remote connection of compute-42 fails."""
+    need("crm_simulate")
+    site = parse_site(site_yaml(100, inline=False))
+    base = tmp_path / "seed.xml"
+    seed(base)
+    cib = tmp_path / "big.xml"
+    cib.write_text(render(site, "cib", base=base.read_text()))
+    state = tmp_path / "state.xml"
+    up = subprocess.run(["crm_simulate", "-x", str(cib), *[a for c in CONTROLLERS for a in ("-u", c)], "-q", "true",
+                         "-S", "-O", str(state)], capture_output=True, text=True, timeout=900)
+    assert up.returncode == 0, up.stderr[-2000:]
+    status = ET.parse(state).getroot()
+    host = next(ns.get("uname") for ns in status.iterfind("status/node_state")
+                if ns.find("lrm/lrm_resources/lrm_resource[@id='compute-42']") is not None)
+    online = subprocess.run(["crm_simulate", "-x", str(state), "-s"], capture_output=True, text=True, timeout=300)
+    assert "RemoteOnline" in online.stdout and "compute-100" in online.stdout
+    fail = subprocess.run(["crm_simulate", "-x", str(state), "-i", f"compute-42_monitor_20000@{host}=1", "-S"],
+                          capture_output=True, text=True, timeout=300)
+    assert fail.returncode == 0, fail.stderr[-2000:]
+    summary = _summary(fail.stdout)
+    assert any(re.match(r"\* Fence \(reboot\) compute-42\b", line) for line in summary), summary
+    strangers = [line for line in summary if not re.search(r"\bcompute-42\b", line)]
+    assert strangers == [], f"resources not on compute-42 changed: {strangers}"
+    # NovaEvacuate stays where it is, and no other compute is fenced
+    assert not [line for line in summary if "nova-evacuate" in line]
+    assert len([line for line in summary if line.startswith("* Fence")]) == 1
