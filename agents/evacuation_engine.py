@@ -49,8 +49,15 @@ GATE_RECHECK = 5.0
 FRESH_LISTING = 60.0  # seconds a server listing is trusted for an instance's first evacuate call  # seconds between fence-evidence checks of a host that failed them
 
 # outcome kinds of one evacuate-and-confirm task
-O_DONE, O_RETRY, O_FAILED, O_DOUBT, O_BLOCKED, O_GONE, O_INTERRUPTED, O_DEFER = (
-    "done", "retry", "failed", "doubt", "blocked", "gone", "interrupted", "defer")
+O_DONE, O_RETRY, O_FAILED, O_DOUBT, O_BLOCKED, O_GONE, O_DEFER, O_ADOPT, O_STILL = (
+    "done", "retry", "failed", "doubt", "blocked", "gone", "defer", "adopt", "still")
+
+
+def _num(text: str) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -113,12 +120,13 @@ class Engine:
         self.running: Dict[str, str] = {}  # instance id -> node
         self.events: "queue.Queue[Tuple[str, str, Outcome]]" = queue.Queue()
         self.stop = threading.Event()
-        self.pool = ThreadPoolExecutor(max_workers=settings.max_parallel, thread_name_prefix="evacuate")
+        self.pool = ThreadPoolExecutor(max_workers=settings.api_concurrency, thread_name_prefix="evacuate")
         self.lock = threading.Lock()  # guards HostProgress objects shared with the worker threads
         self._said: Dict[str, str] = {}  # node -> last message logged about it (log changes only)
         self._gate_next: Dict[str, float] = {}
         self._last_issue = 0.0
         self._next_scan = 0.0
+        self._next_poll = 0.0
         self._targets: List[str] = []
         self._target_load: Dict[str, int] = {}
         self._reason_pending: Dict[str, str] = {}  # node -> disabled_reason text to write
@@ -169,9 +177,12 @@ class Engine:
         if now >= self._next_scan:
             self._next_scan = now + self.s.poll_interval
             self.scan()
+        if now >= self._next_poll:
+            self._next_poll = now + self.s.confirm_interval
+            self.poll()
         self.dispatch()
         self._flush_side_records()
-        wait = max(0.0, min(self._next_scan - time.monotonic(), self.s.poll_interval))
+        wait = max(0.0, min(self._next_scan, self._next_poll) - time.monotonic())
         if self.s.stagger and self._has_ready():
             wait = min(wait, max(0.0, self._last_issue + self.s.stagger - time.monotonic()))
         self.process_events(wait)
@@ -259,6 +270,8 @@ class Engine:
             for inst in host.instances.values():
                 if inst.state == PENDING and inst.attempts:
                     inst.state = ISSUING  # attempted before: inspect Nova before any new call
+                if inst.state == INFLIGHT:
+                    inst.inflight_since = self.clock()  # its timeout starts again with this run
         host.claimed_by = self.node
         host.blocked = ""
         self.refused.discard(node)
@@ -300,7 +313,7 @@ class Engine:
             if any(m.status in IN_PROGRESS_MIGRATION for m in migs) or server.task_state is not None:
                 if any(m.status in IN_PROGRESS_MIGRATION for m in migs):
                     inst.state, inst.reason = INFLIGHT, "evacuation already under way"
-                    inst.expect_status = "ANY"
+                    inst.expect_status, inst.inflight_since = "ANY", self.clock()
                 else:
                     inst.state, inst.reason = REPORTED, f"task {server.task_state} in progress, not ours"
             elif decision.action == sel.EVACUATE:
@@ -396,37 +409,48 @@ class Engine:
             if host.blocked or now < host.epoch + self.s.evacuate_delay:
                 continue
             for inst in host.instances.values():
-                if inst.state in (PENDING, ISSUING, INFLIGHT) and inst.id not in self.running and inst.next_at <= now:
+                if inst.state in (PENDING, ISSUING) and inst.id not in self.running and inst.next_at <= now:
                     out.append((host, inst))
-        # highest priority first across every failed host; then oldest request; adopted in-flight work first
-        out.sort(key=lambda hi: (hi[1].state != INFLIGHT, -hi[1].priority, hi[0].epoch, hi[1].name, hi[1].id))
+        # highest priority first across every failed host; then oldest request; then name
+        out.sort(key=lambda hi: (-hi[1].priority, hi[0].epoch, hi[1].name, hi[1].id))
         return out
 
     def _has_ready(self) -> bool:
         return bool(self._ready())
 
+    def in_flight(self) -> Dict[str, int]:
+        """Evacuations issued (or being issued) and not yet confirmed, per host node."""
+        counts: Dict[str, int] = {}
+        for node, host in self.hosts.items():
+            n = sum(1 for i in host.instances.values() if i.state == INFLIGHT or
+                    (i.state == ISSUING and i.id in self.running))
+            if n:
+                counts[node] = n
+        return counts
+
     def dispatch(self) -> None:
-        per_host: Dict[str, int] = {}
-        for node in self.running.values():
-            per_host[node] = per_host.get(node, 0) + 1
+        per_host = self.in_flight()
+        total = sum(per_host.values())
         for host, inst in self._ready():
-            if len(self.running) >= self.s.max_parallel:
+            if total >= self.s.max_parallel or len(self.running) >= self.s.api_concurrency:
                 return
             cap = self.s.max_parallel_per_host
             if cap and per_host.get(host.node, 0) >= cap:
                 continue
-            if inst.state == PENDING and self.s.stagger and time.monotonic() - self._last_issue < self.s.stagger:
-                continue
-            mode = {PENDING: "issue", ISSUING: "recheck", INFLIGHT: "wait"}[inst.state]
+            if self.s.stagger and time.monotonic() - self._last_issue < self.s.stagger:
+                return
+            mode = "issue" if inst.state == PENDING else "recheck"
             if mode == "issue" and time.monotonic() - self._planned.get(host.node, 0.0) > FRESH_LISTING:
                 mode = "recheck"  # the listing is old: look at the server again before the first call
             if mode == "issue":
                 self._mark_issuing(host, inst)
                 self._last_issue = time.monotonic()
+            else:
+                inst.state = ISSUING
             self.running[inst.id] = host.node
             per_host[host.node] = per_host.get(host.node, 0) + 1
-            target = self._pick_target() if mode != "wait" else None
-            self.pool.submit(self._task, host, inst, mode, target)
+            total += 1
+            self.pool.submit(self._task, host, inst, mode, self._pick_target())
 
     def _mark_issuing(self, host: HostProgress, inst: InstanceProgress) -> None:
         """Persist the intent BEFORE the call: a kill after it leaves an in-doubt instance, never a silent one."""
@@ -436,67 +460,57 @@ class Engine:
             inst.issued_at = self.clock()
             self.store.save(host)
 
-    # --- 3. one instance: evacuate and confirm (runs in a pool thread) --------------------------
+    # --- 3a. one instance: issue the evacuation (runs in a pool thread) ---------------------------
     def _task(self, host: HostProgress, inst: InstanceProgress, mode: str, target: Optional[str]) -> None:
         try:
-            outcome = self._evacuate(host, inst, mode, target)
+            outcome = self._confirm(host, inst) if mode == "confirm" else self._evacuate(host, inst, mode, target)
         except Exception as err:  # never lose an instance to a bug: it becomes in doubt
             self.log.error("%s: instance %s: unexpected %s: %s", host.node, inst.id, type(err).__name__, err)
             outcome = Outcome(O_DOUBT, f"{type(err).__name__}: {err}")
         self.events.put((host.node, inst.id, outcome))
 
     def _evacuate(self, host: HostProgress, inst: InstanceProgress, mode: str, target: Optional[str]) -> Outcome:
-        if mode in ("recheck", "wait"):
+        if mode == "recheck":
             try:
                 seen = self.inspect(host, inst)
             except NovaNotFound:
                 return Outcome(O_GONE, "server deleted")
             except NovaError as err:
                 return Outcome(O_DEFER, f"cannot inspect: {err}")
-            if seen.kind in (O_DONE, O_FAILED):
-                return seen
-            if seen.kind == O_RETRY:
-                return seen
-            if seen.kind == "idle":
-                if mode == "wait":
-                    return Outcome(O_RETRY, "no evacuation found in Nova")
-                if inst.issued_at and self.clock() < inst.issued_at + self.s.in_doubt_grace:
-                    # an earlier call may still be inside nova-api: look again after the grace
-                    return Outcome(O_DEFER, "earlier evacuate call in doubt", at=inst.issued_at + self.s.in_doubt_grace)
-                self._mark_issuing(host, inst)  # re-issue: a new intent, persisted first
-                mode = "issue"
-            # seen.kind == "inflight": wait below
-        if mode == "issue":
-            with self.lock:
-                if self.first_issue_at is None:
-                    self.first_issue_at = time.time()
+            if seen.kind != "idle":
+                return seen  # done, failed, or an evacuation under way (adopted, never re-issued)
+            if inst.issued_at and self.clock() < inst.issued_at + self.s.in_doubt_grace:
+                # an earlier call may still be inside nova-api: look again after the grace
+                return Outcome(O_DEFER, "earlier evacuate call in doubt", at=inst.issued_at + self.s.in_doubt_grace)
+            self._mark_issuing(host, inst)  # re-issue: a new intent, persisted first
+        with self.lock:
+            if self.first_issue_at is None:
+                self.first_issue_at = time.time()
+        try:
+            self.nova.evacuate(inst.id, target)
+        except NovaBadRequest as err:
+            if "in use" in str(err).lower():
+                return Outcome(O_BLOCKED, str(err))
+            return Outcome(O_RETRY, f"evacuate refused: {err}")
+        except NovaConflict as err:
             try:
-                self.nova.evacuate(inst.id, target)
-            except NovaBadRequest as err:
-                if "in use" in str(err).lower():
-                    return Outcome(O_BLOCKED, str(err))
-                return Outcome(O_RETRY, f"evacuate refused: {err}")
-            except NovaConflict as err:
-                try:
-                    seen = self.inspect(host, inst)
-                except NovaError:
-                    return Outcome(O_DOUBT, f"evacuate refused ({err}) and cannot inspect")
-                if seen.kind != "inflight":
-                    return Outcome(O_RETRY, f"evacuate refused: {err}") if seen.kind == "idle" else seen
-            except NovaNotFound:
-                return Outcome(O_GONE, "server deleted")
-            except (NovaAuthError, NovaForbidden) as err:
-                return Outcome(O_DEFER, f"credentials: {err}")  # refused before any processing
-            except NovaError as err:
-                return Outcome(O_DOUBT, f"no answer to evacuate: {err}")
-            self.events.put((host.node, inst.id, Outcome("accepted")))
-        return self._wait(host, inst)
+                seen = self.inspect(host, inst)
+            except NovaError:
+                return Outcome(O_DOUBT, f"evacuate refused ({err}) and cannot inspect")
+            return Outcome(O_RETRY, f"evacuate refused: {err}") if seen.kind == "idle" else seen
+        except NovaNotFound:
+            return Outcome(O_GONE, "server deleted")
+        except (NovaAuthError, NovaForbidden) as err:
+            return Outcome(O_DEFER, f"credentials: {err}")  # refused before any processing
+        except NovaError as err:
+            return Outcome(O_DOUBT, f"no answer to evacuate: {err}")
+        return Outcome(O_ADOPT, "accepted")
 
     def _migrations_of(self, host: HostProgress, inst: InstanceProgress) -> List[Migration]:
         return self._our_migrations(self.nova.migrations(instance_uuid=inst.id), host.nova_host, host.epoch)
 
     def inspect(self, host: HostProgress, inst: InstanceProgress) -> Outcome:
-        """What Nova says about this instance's evacuation: done / failed / inflight / idle.
+        """What Nova says about this instance's evacuation: done / failed / adopt (under way) / idle.
 
         nova-api sets task_state=rebuilding before it creates the migration record and
         answers, and only finish_evacuation moves the host: so an idle server on the
@@ -504,7 +518,7 @@ class Engine:
         """
         server = self.nova.server(inst.id)
         if server.task_state is not None:
-            return Outcome("inflight")
+            return Outcome(O_ADOPT, f"task {server.task_state} under way")
         if server.host and server.host != host.nova_host:
             return self._arrived(server, inst, self._migrations_of(host, inst))
         return Outcome("idle")
@@ -513,37 +527,58 @@ class Engine:
         if server.status == "ERROR":
             return Outcome(O_FAILED, f"ERROR on {server.host} after evacuation", server.host)
         if migs and not any(m.status in FINISHED_MIGRATION for m in migs):
-            return Outcome("inflight")  # host moved, migration record not yet updated
+            return Outcome(O_ADOPT, "moved, migration record not final yet")
         if inst.expect_status not in ("ANY", server.status):
             self.log.warning("instance %s is %s on %s (was %s before)", inst.id, server.status, server.host,
                              inst.expect_status)
         return Outcome(O_DONE, f"{server.status} on {server.host}", server.host)
 
-    def _wait(self, host: HostProgress, inst: InstanceProgress) -> Outcome:
-        end = time.monotonic() + self.s.evacuation_timeout
-        interval = self.s.confirm_interval
-        while not self.stop.is_set():
+    # --- 3b. confirmation: one migration listing per failed host, one GET per finished instance ----------
+    def poll(self) -> None:
+        now = self.clock()
+        for host in list(self.hosts.values()):
+            waiting = [i for i in host.instances.values() if i.state == INFLIGHT and i.id not in self.running]
+            if not waiting:
+                continue
             try:
-                server = self.nova.server(inst.id)
-                if server.task_state is None:
-                    if server.host != host.nova_host:
-                        seen = self._arrived(server, inst, self._migrations_of(host, inst))
-                        if seen.kind != "inflight":
-                            return seen
-                    else:  # the evacuation ended without moving the server: it failed
-                        migs = self._migrations_of(host, inst)
-                        status = migs[-1].status if migs else "none"
-                        return Outcome(O_RETRY, f"evacuation ended on the source (server {server.status}, "
-                                                f"migration {status})")
-            except NovaNotFound:
-                return Outcome(O_GONE, "server deleted")
+                migs = self._our_migrations(self.nova.migrations(source_host=host.nova_host,
+                                                                 changes_since=iso_utc(host.epoch - CLOCK_SLACK)),
+                                            host.nova_host, host.epoch)
             except NovaError as err:
-                self.log.debug("instance %s: cannot poll yet: %s", inst.id, err)
-            if time.monotonic() >= end:
-                # still in flight: the next attempt inspects first and never re-issues over it
-                return Outcome(O_RETRY, f"not back after {self.s.evacuation_timeout:.0f}s")
-            self.stop.wait(interval)
-        return Outcome(O_INTERRUPTED)
+                self.log.debug("%s: cannot list migrations yet: %s", host.node, err)
+                continue
+            latest: Dict[str, Migration] = {}
+            for mig in migs:  # the newest record per instance
+                old = latest.get(mig.instance_uuid)
+                if old is None or (nova_time(mig.created_at), _num(mig.id)) >= (nova_time(old.created_at), _num(old.id)):
+                    latest[mig.instance_uuid] = mig
+            for inst in waiting:
+                mig = latest.get(inst.id)
+                status = mig.status if mig else ""
+                if status in FINISHED_MIGRATION:
+                    self.running[inst.id] = host.node
+                    self.pool.submit(self._task, host, inst, "confirm", None)
+                elif status in FAILED_MIGRATION:
+                    self._apply(host.node, inst.id, Outcome(O_RETRY, f"evacuation {status} in Nova"))
+                elif now - inst.inflight_since > self.s.evacuation_timeout:
+                    # the next attempt inspects Nova first: it waits again rather than re-issue over it
+                    self._apply(host.node, inst.id,
+                                Outcome(O_RETRY, f"not back after {self.s.evacuation_timeout:.0f}s"))
+                elif mig is None and now - inst.inflight_since > self.s.in_doubt_grace:
+                    self._apply(host.node, inst.id, Outcome(O_DEFER, "no migration record: inspecting", at=now))
+
+    def _confirm(self, host: HostProgress, inst: InstanceProgress) -> Outcome:
+        try:
+            server = self.nova.server(inst.id)
+        except NovaNotFound:
+            return Outcome(O_GONE, "server deleted")
+        except NovaError as err:
+            return Outcome(O_STILL, f"cannot read yet: {err}")
+        if server.task_state is not None:
+            return Outcome(O_STILL)
+        if server.host == host.nova_host:
+            return Outcome(O_RETRY, f"evacuation ended on the source (server {server.status})")
+        return self._arrived(server, inst, [])
 
     # --- 4. outcomes (main thread) ------------------------------------------------------------
     def process_events(self, timeout: float) -> None:
@@ -565,14 +600,15 @@ class Engine:
             return
         inst = host.instances[inst_id]
         now = self.clock()
-        if outcome.kind == "accepted":
-            with self.lock:
-                inst.state = INFLIGHT
-                self.store.save(host)
-            return
         self.running.pop(inst_id, None)
+        if outcome.kind == O_STILL:
+            return
         with self.lock:
-            if outcome.kind == O_DONE:
+            if outcome.kind == O_ADOPT:  # accepted by Nova, or found under way: confirmed by poll()
+                inst.state, inst.inflight_since = INFLIGHT, now
+                if outcome.reason != "accepted":
+                    self.log.info("%s: instance %s: %s, waiting for it", node, inst.id, outcome.reason)
+            elif outcome.kind == O_DONE:
                 inst.state, inst.dest, inst.reason = DONE, outcome.dest, outcome.reason
                 self.log.info("%s: instance %s (%s) evacuated: %s", node, inst.id, inst.name, outcome.reason)
             elif outcome.kind == O_GONE:
@@ -593,7 +629,8 @@ class Engine:
                 inst.next_at = max(now, inst.issued_at + self.s.in_doubt_grace)
                 self.log.warning("%s: instance %s in doubt (%s): Nova is re-checked in %.0fs", node, inst.id,
                                  outcome.reason, inst.next_at - now)
-            elif outcome.kind == O_DEFER:  # state unchanged: ISSUING/INFLIGHT inspect Nova first next time
+            elif outcome.kind == O_DEFER:  # the next attempt inspects Nova first
+                inst.state = ISSUING if inst.attempts or inst.state == INFLIGHT else PENDING
                 inst.next_at = outcome.at or now + 5.0
                 self.log.info("%s: instance %s waits %.0fs: %s", node, inst.id, inst.next_at - now, outcome.reason)
             elif outcome.kind == O_BLOCKED:
@@ -603,7 +640,6 @@ class Engine:
                 self._gate_next[node] = time.monotonic() + GATE_RECHECK
                 self.log.warning("%s: Nova refuses evacuation (%s): paused until the host is forced down", node,
                                  outcome.reason)
-            # O_INTERRUPTED: the state on disk stays as it is, for the next run
             self.store.save(host)
         self._set_progress(node, host.summary())
         if host.finished:

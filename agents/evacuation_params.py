@@ -43,6 +43,10 @@ EVACUATION_PARAMS = ParamTable([
     Param("max_parallel", Kind.INTEGER, "Evacuations in flight, all hosts",
           "Global cap of evacuations issued and not yet confirmed. About 4 is fastest on a small control "
           "plane; large clouds can go higher.", default=4, minimum=1, maximum=256),
+    Param("api_concurrency", Kind.INTEGER, "Nova API calls in parallel",
+          "How many evacuate calls (and confirmation reads) the agent has open at once. Confirmation "
+          "is one migration listing per failed host per cycle, not one poll per instance.",
+          default=8, minimum=1, maximum=64),
     Param("max_parallel_per_host", Kind.INTEGER, "Evacuations in flight per failed host",
           "0 means only the global cap applies.", default=0, minimum=0, maximum=256),
     Param("stagger", Kind.SECONDS, "Pause between two evacuate calls", default=0, minimum=0),
@@ -79,6 +83,7 @@ class Settings:
     exclude_image_tags: Tuple[str, ...] = ()
     max_parallel: int = 4
     max_parallel_per_host: int = 0
+    api_concurrency: int = 8
     stagger: float = 0.0
     max_attempts: int = 3
     evacuation_timeout: float = 300.0
@@ -90,7 +95,7 @@ class Settings:
     host_map: Optional[Mapping[str, str]] = None
     # in-doubt evacuate calls (no answer) are re-checked in Nova after this long before any re-issue
     in_doubt_grace: float = 20.0
-    confirm_interval: float = 0.5
+    confirm_interval: float = 0.3  # seconds between two migration listings of a failed host
     retry_backoff: float = 2.0  # first retry delay; doubles per attempt, at most 60 s
 
     @classmethod
@@ -108,6 +113,7 @@ class Settings:
             exclude_image_tags=tuple(x[4:] for x in items if x.startswith("tag:") and x[4:]),
             max_parallel=int(values.max_parallel),
             max_parallel_per_host=int(values.max_parallel_per_host),
+            api_concurrency=int(values.api_concurrency),
             stagger=float(values.stagger),
             max_attempts=int(values.max_attempts),
             evacuation_timeout=float(values.evacuation_timeout),

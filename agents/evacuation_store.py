@@ -116,6 +116,7 @@ class InstanceProgress:
     attempts: int = 0
     issued_at: float = 0.0  # wall clock of the last evacuate call (in doubt until Nova shows it)
     next_at: float = 0.0  # earliest time of the next attempt (backoff)
+    inflight_since: float = 0.0  # when Nova accepted it (or it was found under way)
     reason: str = ""
     dest: str = ""
 

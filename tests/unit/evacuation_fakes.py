@@ -40,6 +40,7 @@ class MiniNova:
         self.fail_evacuate: List[str] = []  # scripted evacuate faults: "unavailable", "lost", "fail"
         self.fail_reads = 0  # next N read calls raise NovaUnavailable
         self.doomed: set = set()
+        self.answer_delay = 0.0
         self.evac_times: Dict[str, float] = {}
         self.still_in_use: set = set()  # hosts Nova does not yet consider down (400 on evacuate)
         self.inflight_max: Dict[str, int] = {}  # source host -> most evacuations in flight at once
@@ -119,6 +120,11 @@ class MiniNova:
             return self.servers[server_id]
 
     def evacuate(self, server_id: str, target_host: Optional[str] = None) -> None:
+        self._evacuate(server_id, target_host)
+        if self.answer_delay:  # Nova acted; the answer is still on its way
+            time.sleep(self.answer_delay)
+
+    def _evacuate(self, server_id: str, target_host: Optional[str] = None) -> None:
         with self.lock:
             self.calls.append(("evacuate", (server_id, target_host)))
             self._advance()
