@@ -49,3 +49,20 @@ def admin_credentials(rig) -> dict:
     return {"auth_url": auth["auth_url"], "username": auth["username"], "password": auth["password"],
             "project_name": auth["project_name"], "region_name": cloud.get("region_name", ""),
             "interface": cloud.get("interface", "public")}
+
+
+def boot_on(rig, host: str, prefix: str, timeout: float = 120.0):
+    """One server on `host`. Right after a host was disabled and re-enabled, placement may still
+    carry its COMPUTE_STATUS_DISABLED trait until nova-compute syncs it: retry NoValidHost."""
+    end = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return rig.boot_servers(1, hosts=[host], name_prefix=f"{prefix}-{attempt}")[0]
+        except RuntimeError as err:
+            if "No valid host" not in str(err) or time.monotonic() > end:
+                raise
+            rig.delete_servers([s.id for s in rig.nova().servers.list(search_opts={"all_tenants": 1})
+                                if s.name == f"{prefix}-{attempt}-0"])
+            time.sleep(3)

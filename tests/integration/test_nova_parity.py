@@ -14,7 +14,7 @@ import pytest
 
 from computeha.ocf_lib.nova import NovaBadRequest, NovaNotFound, in_progress
 from tests.fakes.fake_nova import FakeNova
-from tests.integration.nova_rig_helpers import get_rig, wait_for
+from tests.integration.nova_rig_helpers import boot_on, get_rig, wait_for
 
 
 class FakeWorld:
@@ -62,7 +62,7 @@ class RealWorld:
         self.booted: List[str] = []
 
     def boot(self, host: str) -> str:
-        sid = self.rig.boot_servers(1, hosts=[host], name_prefix="parity")[0].id
+        sid = boot_on(self.rig, host, "parity").id
         self.booted.append(sid)
         return sid
 
