@@ -21,11 +21,11 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 
 from tests.rig.openstack import bringup, commands, procs
 from tests.rig.openstack.auth import admin_session, nova_client
-from tests.rig.openstack.config import RIG_PKG_DIR, RigPaths, compute_hosts, load_settings
+from tests.rig.openstack.config import RIG_PKG_DIR, RigPaths, RigSettings, compute_hosts, load_settings
 from tests.rig.openstack.configs import CLOUD_NAME, url
 from tests.rig.openstack.driver import rig_guest_records as records
 
-REQUIREMENTS = RIG_PKG_DIR / "requirements.txt"
+REQUIREMENTS = (RIG_PKG_DIR / "requirements.txt", RIG_PKG_DIR / "constraints.txt")
 STAMP_NAME = ".computeha-requirements.sha256"
 
 
@@ -34,7 +34,8 @@ class RigNotInstalled(RuntimeError):
 
 
 def requirements_hash() -> str:
-    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    """Same as install.sh's stamp: sha256 of requirements.txt followed by constraints.txt."""
+    return hashlib.sha256(b"".join(p.read_bytes() for p in REQUIREMENTS)).hexdigest()
 
 
 class OpenStackRig:
@@ -82,7 +83,6 @@ class OpenStackRig:
             say("rig already up (logs in %s)" % self.paths.logs)
             return False
         self.down(say=lambda m: None)
-        from tests.rig.openstack.config import RigSettings
         self.settings = RigSettings.from_env()
         self._check_ports_free()
         self._session = None

@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Mapping, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RIG_PKG_DIR = Path(__file__).resolve().parent
@@ -47,7 +47,7 @@ class RigSettings:
     ports: Dict[str, int] = field(default_factory=lambda: dict(BASE_PORTS))
 
     @classmethod
-    def from_env(cls, env: Dict[str, str] = None) -> "RigSettings":
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "RigSettings":
         env = os.environ if env is None else env
         offset = int(env.get("COMPUTEHA_RIG_PORT_OFFSET", "0"))
         return cls(
@@ -64,7 +64,7 @@ class RigPaths:
     root: Path
 
     @classmethod
-    def from_env(cls, env: Dict[str, str] = None) -> "RigPaths":
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "RigPaths":
         env = os.environ if env is None else env
         raw = env.get("COMPUTEHA_RIG_DIR")
         return cls(Path(raw).resolve() if raw else _default_rig_dir())

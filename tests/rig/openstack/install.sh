@@ -3,7 +3,8 @@
 #  - Debian packages: MariaDB and RabbitMQ servers (never auto-started here: the rig starts
 #    its own instances), a compiler and Python headers for uWSGI, python3-venv;
 #  - the rig's own venv (<rig dir>/venv) with the pinned OpenStack services from
-#    requirements.txt. Skipped when the venv's stamp matches the requirements hash.
+#    requirements.txt, every dependency pinned by constraints.txt. Skipped when the venv's
+#    stamp matches the hash of those two files.
 # Env: COMPUTEHA_RIG_DIR, COMPUTEHA_RIG_PYTHON (an interpreter >= 3.11; default python3).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
@@ -33,7 +34,7 @@ if sys.version_info < (3, 11):
     sys.exit("the OpenStack rig needs Python >= 3.11 (nova 34); set COMPUTEHA_RIG_PYTHON")
 PYEOF
 
-want=$(sha256sum "$RIG_SRC/requirements.txt" | cut -d' ' -f1)
+want=$(cat "$RIG_SRC/requirements.txt" "$RIG_SRC/constraints.txt" | sha256sum | cut -d' ' -f1)
 stamp="$RIG_VENV/.computeha-requirements.sha256"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$RIG_VENV/bin/nova-compute" ]; then
   echo "rig venv up to date: $RIG_VENV"
@@ -43,7 +44,7 @@ else
   rm -f "$stamp"
   "$PY" -m venv "$RIG_VENV"
   "$RIG_VENV/bin/pip" install -q -U pip setuptools wheel > "$RIG_DIR/logs/install-pip.log" 2>&1
-  "$RIG_VENV/bin/pip" install -r "$RIG_SRC/requirements.txt" >> "$RIG_DIR/logs/install-pip.log" 2>&1 || {
+  "$RIG_VENV/bin/pip" install -r "$RIG_SRC/requirements.txt" -c "$RIG_SRC/constraints.txt" >> "$RIG_DIR/logs/install-pip.log" 2>&1 || {
     echo "pip install failed; see $RIG_DIR/logs/install-pip.log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -113,7 +113,7 @@ def stop(name: str, run_dir: Path, sig: int = signal.SIGTERM, grace: float = 15.
     pgid = recorded(name, run_dir)
     pidfile = run_dir / ("%s.pid" % name)
     if pgid is None:
-        pidfile.unlink(missing_ok=True) if hasattr(Path, "unlink") else None
+        pidfile.unlink(missing_ok=True)
         return False
     try:
         os.killpg(pgid, sig)
