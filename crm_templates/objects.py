@@ -259,8 +259,10 @@ def build(site: Site) -> Config:
             levels.append(Level(f"fl-{comp.name}-1", comp.name, 1, (ipmi_id(comp.name), FENCE_NOVA)))
 
     properties = (Nv("stonith-enabled", "true"), Nv("cluster-recheck-interval", site.recheck_interval))
-    # with a device that provides unfencing, the default for `requires` would become `unfencing` everywhere
-    rsc_defaults = (Nv("requires", "fencing"),)
+    # requires=fencing: with a device that provides unfencing, the default would become `unfencing`
+    # everywhere. resource-stickiness=1: without it the scheduler rebalances remote connections
+    # after a compute fails (crm_simulate showed another compute's connection migrating).
+    rsc_defaults = (Nv("requires", "fencing"), Nv("resource-stickiness", "1"))
     has_inline = any(nv.secret for r in resources for nv in (r.child if isinstance(r, Clone) else r).params)
     return Config(properties, rsc_defaults, tuple(nodes), tuple(resources), tuple(constraints), tuple(levels),
                   has_inline)

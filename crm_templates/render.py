@@ -26,7 +26,7 @@ def read_site(path: Union[str, Path]) -> Site:
 
 def parse_site(text: str, origin: str = "site") -> Site:
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # C parser: 500 computes
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
