@@ -164,7 +164,12 @@ def _status_lines(hosts) -> List[str]:
 @click.option("--timeout", default=600.0, show_default=True, help="Stop watching after this many seconds.")
 @click.option("--role-attribute", default="computeha-role", show_default=True,
               help="Node attribute marking roles (as in the site model).")
-def status(as_json: bool, watch: bool, no_watch: bool, interval: float, timeout: float, role_attribute: str) -> None:
+@click.option("--instances", is_flag=True, help="Also list each instance's evacuation (asks Nova; needs --site "
+              "or a clouds.yaml cloud).")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False), help="The site model (credentials and "
+              "Nova host names, for --instances).")
+def status(as_json: bool, watch: bool, no_watch: bool, interval: float, timeout: float, role_attribute: str,
+           instances: bool, site_file: Optional[str]) -> None:
     """Which compute hosts are fenced, evacuating, done or failed, with progress.
 
     Reads the cluster record (node attribute computeha-evacuate and the
@@ -174,8 +179,12 @@ def status(as_json: bool, watch: bool, no_watch: bool, interval: float, timeout:
     from computeha.ocf_lib.evacuation_record import FAILED, FINISHED
 
     hosts = _hosts(role_attribute)
+    site = _load(site_file) if site_file else None
+    nova = _nova(site) if instances else None
     if as_json:
-        click.echo(json.dumps([h.as_dict() for h in hosts], indent=None))
+        per_instance = _instances(nova, hosts, site) if nova is not None else {}
+        click.echo(json.dumps([dict(h.as_dict(), **({"instances": per_instance.get(h.node, [])} if nova else {}))
+                               for h in hosts]))
         sys.exit(EXIT_INVALID if any(h.state == FAILED for h in hosts) else EXIT_OK)
     live = (watch or (sys.stdout.isatty() and not no_watch)) and not no_watch
     deadline = time.monotonic() + timeout
@@ -184,12 +193,34 @@ def status(as_json: bool, watch: bool, no_watch: bool, interval: float, timeout:
             click.clear()
         for line in _status_lines(hosts):
             click.echo(line)
+        if nova is not None:
+            for node, items in _instances(nova, hosts, site).items():
+                for item in items:
+                    click.echo(f"  {node}: {item['instance']}  {item['status']:<10} -> {item['dest'] or '-'}")
         pending = [h for h in hosts if h.state not in FINISHED]
         if not live or not pending or time.monotonic() + interval > deadline:
             break
         time.sleep(interval)  # a redraw period, not a wait for state: the state is re-read each time
         hosts = _hosts(role_attribute)
     sys.exit(EXIT_INVALID if any(h.state == FAILED for h in hosts) else EXIT_OK)
+
+
+def _nova(site):
+    from . import planning
+
+    try:
+        return planning.nova_for(site)
+    except planning.PlanUnavailable as err:
+        _fail(EXIT_UNAVAILABLE, [str(err)], prefix="not available")
+
+
+def _instances(nova, hosts, site):
+    from . import planning
+
+    try:
+        return planning.instance_progress(nova, hosts, site)
+    except planning.PlanUnavailable as err:
+        _fail(EXIT_UNAVAILABLE, [str(err)], prefix="not available")
 
 
 @main.command()

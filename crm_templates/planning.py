@@ -198,3 +198,32 @@ def _connect(values: Any):
         return response.json()
 
     return client, placement
+
+
+def nova_for(site: Optional[Site]):
+    """A Nova adapter from the site's credentials (for `status --instances`)."""
+    client, _placement = _connect(_agent_values(site))
+    return client
+
+
+def instance_progress(nova: Any, host_records: List[Any], site: Optional[Site]) -> Dict[str, List[dict]]:
+    """Per failed host: each evacuation migration Nova recorded since the fence (newest state)."""
+    from computeha.crm_templates.clusterview import iso
+    from computeha.ocf_lib.nova import NovaError
+
+    out: Dict[str, List[dict]] = {}
+    names = {c.name: c.nova_host for c in site.computes} if site is not None else {}
+    for record in host_records:
+        nova_host = names.get(record.node, record.node)
+        since = iso(record.since) if record.since else None
+        try:
+            migrations = nova.migrations(source_host=nova_host, migration_type="evacuation",
+                                         changes_since=since if since != "-" else None)
+        except NovaError as err:
+            raise PlanUnavailable(f"Nova: {err}") from None
+        latest: Dict[str, Any] = {}
+        for mig in sorted(migrations, key=lambda m: (m.created_at, m.id)):
+            latest[mig.instance_uuid] = mig  # a retried evacuation supersedes the earlier attempt
+        out[record.node] = [{"instance": m.instance_uuid, "status": m.status, "dest": m.dest_compute}
+                            for m in latest.values()]
+    return out

@@ -201,3 +201,22 @@ def test_plan_lists_evacuated_and_excluded_instances_with_reasons_and_capacity()
 def test_plan_without_credentials_is_not_available():
     result = run("plan", "compute-0")
     assert result.exit_code == 3
+
+
+def test_status_watch_redraws_until_its_timeout_while_a_host_is_in_progress(records_cib):
+    result = run("status", "--watch", "--interval", "0.05", "--timeout", "0.5", env={"CIB_file": str(records_cib)})
+    assert result.exit_code == 0
+    assert result.output.count("HOST ") >= 2  # redrawn: compute-1 and compute-3 are still in progress
+
+
+def test_per_instance_progress_comes_from_nova_evacuation_migrations():
+    fake_nova = pytest.importorskip("tests.fakes.fake_nova")
+    nova = fake_nova.FakeNova(hosts=("compute-0.localdomain", "compute-1.localdomain"))
+    a = nova.add_server("compute-0.localdomain", name="a")
+    nova.kill_compute("compute-0.localdomain", noticed=True)
+    nova.force_down(next(s for s in nova.compute_services() if s.host == "compute-0.localdomain"), True)
+    nova.evacuate(a)
+    record = clusterview.HostStatus("compute-0", "running", 0, "ctl1")
+    found = planning.instance_progress(nova, [record], read_site(EXAMPLE))
+    assert [(i["instance"], i["dest"]) for i in found["compute-0"]] == [(a, "compute-1.localdomain")]
+    assert found["compute-0"][0]["status"] in ("accepted", "pre-migrating", "running", "done", "completed")
