@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import List, Optional
 
@@ -104,7 +105,7 @@ def render(fmt: str, base: Optional[str], output: Optional[str], site_file: str)
     base_text = Path(base).read_text(encoding="utf-8") if base else ""
     try:
         text = do_render(site, fmt, script=Path(output).name if output else "", base=base_text)
-    except Exception as err:  # a base CIB that is not XML, a here-document clash
+    except (ValueError, ET.ParseError) as err:  # a base CIB that is not a CIB, a here-document clash
         _fail(EXIT_INVALID, [" ".join(str(err).split())])
         return
     if not output:

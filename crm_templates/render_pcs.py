@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 import xml.etree.ElementTree as ET
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 from .objects import Avoid, Clone, Config, Nv, Order, Primitive, RuleLocation
 
@@ -71,7 +71,7 @@ def _secrets(p: Primitive) -> List[str]:
     return [f"cibadmin --modify --xml-pipe <<'{EOF_MARK}'", text, EOF_MARK]
 
 
-def _primitive(p: Primitive, clone: Clone = None) -> List[str]:
+def _primitive(p: Primitive, clone: Optional[Clone] = None) -> List[str]:
     kind = "stonith" if p.cls == "stonith" else "resource"
     agent = p.type if p.cls == "stonith" else p.agent
     create = ["pcs_", kind, "create", _q(p.id), _q(agent)] + _pairs(p.params)

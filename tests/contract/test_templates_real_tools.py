@@ -235,3 +235,67 @@ def test_crm_simulate_fences_a_failed_compute_and_moves_nothing_else(tmp_path):
     strangers = [line for line in summary if not re.search(r"\bcompute-42\b", line)]
     assert strangers == [], f"resources not on compute-42 changed: {strangers}"
     assert len(summary) == 3, summary  # the fence, the connection's stop and its NovaCompute instance's stop
+
+
+# --- with our agents installed: pcs and crmsh check every parameter against their metadata ------
+
+TEST_PROVIDER = "computeha-tmpl-test"
+TEST_IPMI = "fence_computeha_tmpl_ipmi"
+TEST_COMPUTE = "fence_computeha_tmpl_compute"
+
+
+@pytest.fixture(scope="module")
+def agents_installed(tmp_path_factory):
+    """The four agents where Pacemaker's tools look, under names of their own (root only; removed after)."""
+    import shutil
+    import sys
+
+    from tests.contract.conftest import make_install
+    from tests.tools import pkgtree
+
+    if os.geteuid() != 0:
+        pytest.skip("installing into /usr/lib/ocf and /usr/sbin needs root")
+    root = tmp_path_factory.mktemp("templates-agents")
+    os.chmod(root, 0o755)
+    site = pkgtree.build(root / "site")
+    variables = dict(PYTHON=sys.executable, OCF_ROOT="/usr/lib/ocf", SBINDIR="/usr/sbin", PROVIDER=TEST_PROVIDER,
+                     OCF_AGENTS="NovaEvacuate=computeha.agents.nova_evacuate NovaCompute=computeha.agents.nova_compute",
+                     FENCE_AGENTS=f"{TEST_IPMI}=computeha.fence.fence_ipmi {TEST_COMPUTE}=computeha.fence.fence_compute")
+    proc = make_install("install", site, **variables)
+    assert proc.returncode == 0, proc.stderr
+    try:
+        yield
+    finally:
+        make_install("uninstall", site, **variables)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_pcs_and_crmsh_accept_every_parameter_with_the_real_agents_installed(agents_installed, tmp_path):
+    need("pcs", "crm", "cibadmin")
+    data = yaml.safe_load(site_yaml(2))
+    data["agents"] = {"provider": TEST_PROVIDER, "fence_ipmi": TEST_IPMI, "fence_compute": TEST_COMPUTE}
+    site = parse_site(yaml.safe_dump(data))
+    base = tmp_path / "seed.xml"
+    seed(base)
+    # pcs without --force: an unknown or missing required parameter is an error
+    cib = tmp_path / "pcs.xml"
+    cib.write_bytes(base.read_bytes())
+    script = tmp_path / "site.pcs"
+    script.write_text(render(site, "pcs"))
+    env = dict(os.environ, CIB_file=str(cib))
+    env.pop("COMPUTEHA_PCS_FORCE", None)
+    proc = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "invalid" not in proc.stderr.lower(), proc.stderr[-3000:]
+    assert differences(ours(configuration(cib, env)), ours(ET.fromstring(render(site, "cib")))) == []
+    # crmsh without -F: unknown parameters are errors
+    shadow_dir = tmp_path / "shadow"
+    shadow_dir.mkdir()
+    (shadow_dir / "shadow.agents").write_bytes(base.read_bytes())
+    crm_file = tmp_path / "site.crm"
+    crm_file.write_text(render(site, "crmsh"))
+    crm_env = dict(os.environ, CIB_shadow_dir=str(shadow_dir), HOME=str(tmp_path))
+    crm_env.pop("CIB_file", None)
+    loaded = subprocess.run(["crm", "-c", "agents", "configure", "load", "update", str(crm_file)], env=crm_env,
+                            capture_output=True, text=True, timeout=600)
+    assert loaded.returncode == 0 and "ERROR" not in loaded.stderr, loaded.stderr[-3000:]

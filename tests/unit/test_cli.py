@@ -220,3 +220,12 @@ def test_per_instance_progress_comes_from_nova_evacuation_migrations():
     found = planning.instance_progress(nova, [record], read_site(EXAMPLE))
     assert [(i["instance"], i["dest"]) for i in found["compute-0"]] == [(a, "compute-1.localdomain")]
     assert found["compute-0"][0]["status"] in ("accepted", "pre-migrating", "running", "done", "completed")
+
+
+def test_render_into_a_base_that_is_not_a_cib_is_exit_1(tmp_path):
+    base = tmp_path / "base.xml"
+    base.write_text("<cib><status/></cib>")
+    result = run("render", "--format", "cib", "--base", str(base), EXAMPLE)
+    assert result.exit_code == 1 and "no <configuration> element" in result.output
+    base.write_text("not xml")
+    assert run("render", "--format", "cib", "--base", str(base), EXAMPLE).exit_code == 1
