@@ -116,13 +116,17 @@ def _primitive(parent: ET.Element, rid: str, cls: str, rtype: str, provider: Opt
 
 
 class Cluster:
-    def __init__(self, layout: Optional[Layout] = None, fence_action: str = "off") -> None:
+    def __init__(self, layout: Optional[Layout] = None, fence_action: str = "off",
+                 fence_agent: Optional[str] = None) -> None:
         self.layout = layout or make_layout(
             controllers=int(os.environ.get("CHA_CLUSTER_CONTROLLERS", "3")),
             computes=int(os.environ.get("CHA_CLUSTER_COMPUTES", "2")),
         )
         # "off": a fenced node stays down until powered on, so tests can see it OFFLINE
         self.fence_action = fence_action
+        # fence_ipmilan (fence-agents) by default; "fence_ipmi" uses the project's own agent
+        # (staged into the nodes), which takes the same parameters
+        self.fence_agent = fence_agent or os.environ.get("CHA_CLUSTER_FENCE_AGENT", "fence_ipmilan")
         self.timings: Dict[str, float] = {}
 
     # ------------------------------------------------------------------ small helpers
@@ -248,7 +252,7 @@ class Cluster:
         corosync_key = os.urandom(256)
         pcmk_key = os.urandom(4096)
         uid, gid = nodeops._hacluster_ids()
-        agents_mod.stage(lay.agents_dir, lay.python)
+        agents_mod.stage(lay.agents_dir, lay.agent_python)
         lay.save()
         for n in lay.nodes:
             d = lay.node_dir(n)
@@ -412,7 +416,7 @@ class Cluster:
                        [("monitor", "5s", "15s")])
         for n in lay.nodes:
             dev = f"fence-{n.name}"
-            _primitive(resources, dev, "stonith", "fence_ipmilan", None,
+            _primitive(resources, dev, "stonith", self.fence_agent, None,
                        {"ip": n.bmc_ip, "ipport": str(IPMI_PORT), "username": BMC_USER,
                         "password_script": str(lay.bmc_password_script), "lanplus": "1",
                         "cipher": "3", "pcmk_host_list": n.name},

@@ -103,6 +103,14 @@ class Layout:
         return self.root / "remote-root" / "usr" / "sbin" / "pacemaker-remoted"
 
     @property
+    def agent_python(self) -> str:
+        """Interpreter of the staged agents: it must be usable by user hacluster (Pacemaker
+        runs metadata actions as hacluster), so install.sh builds a venv on the system
+        python3; a development venv under /root would not do."""
+        venv = self.root / "agents-venv" / "bin" / "python"
+        return str(venv) if venv.exists() else self.python
+
+    @property
     def secrets_dir(self) -> Path:
         return self.root / "secrets"
 

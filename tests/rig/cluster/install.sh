@@ -10,7 +10,7 @@ repo=$(cd "$here/../../.." && pwd)
 rig=${CHA_CLUSTER_RIG_DIR:-$repo/.rig/cluster}
 
 pkgs=(pacemaker corosync pacemaker-cli-utils pcs crmsh resource-agents fence-agents
-      openipmi ipmitool iproute2 util-linux procps)
+      openipmi ipmitool iproute2 util-linux procps python3 python3-venv make)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
@@ -35,6 +35,18 @@ if [ ! -x "$remoted" ]; then
     dpkg-deb -x "$deb" "$rig/remote-root.tmp"
     rm -rf "$rig/remote-root"
     mv "$rig/remote-root.tmp" "$rig/remote-root"
+fi
+# The nodes run the project's agents as Pacemaker does: some actions (metadata) as user
+# hacluster, which cannot use a development venv living under /root. A venv on the
+# distribution's python3 with an editable install keeps working-tree edits live.
+venv=$rig/agents-venv
+want=$(cat "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$venv/.computeha-stamp" 2>/dev/null)" != "$want" ]; then
+    echo "cluster rig: building $venv (system python3, editable install of the project)"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo"
+    echo "$want" > "$venv/.computeha-stamp"
 fi
 "$remoted" --version | head -n1
 echo "cluster rig: tools ready; pacemaker-remoted at $remoted"
