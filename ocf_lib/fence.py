@@ -13,6 +13,7 @@ import dataclasses
 import getopt
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -51,6 +52,8 @@ COMMON_PARAMS = ParamTable([
 
 _PLUG = Param("plug", Kind.STRING, "Physical plug number on device, UUID or identification of machine",
               aliases=("port",), short_opt="n", metavar="id")
+
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 ACTION_ALIASES = {"meta-data": "metadata", "enable": "on", "disable": "off", "list_status": "list-status"}
 
@@ -171,7 +174,9 @@ def parse_stdin(text: str, table: ParamTable) -> FenceInput:
     """name=value lines: '#' comments and blanks skipped, first '=' splits,
     quotes stripped, '-'/'_' folded, last value wins, unknown keys collected."""
     result = FenceInput(raw={})
-    for line in text.splitlines():
+    # split on newlines only: str.splitlines() also breaks on \x0b, \x1c, U+2028...,
+    # which can occur inside a password and would cut it in two
+    for line in text.split("\n"):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -215,8 +220,8 @@ def parse_argv(args: Sequence[str], table: ParamTable) -> FenceInput:
     except getopt.GetoptError as err:
         result.errors.append(str(err))
         return result
-    if rest:
-        result.errors.append("unexpected argument(s): " + " ".join(rest[:3]))
+    if rest:  # never echoed: a stray word may be a password after a quoting slip
+        result.errors.append(f"{len(rest)} unexpected positional argument(s) (not shown)")
     for opt, value in opts:
         if opt in ("-h", "--help"):
             result.want_help = True
@@ -275,7 +280,8 @@ def _run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: 
     ocflog.add_secrets(values.secrets())
     log = ocflog.setup_fence(agent.name, 1 if values.verbose else 0, values.debug_file or "", values.quiet, stderr)
     for name in inp.unknown:
-        log.warning("ignoring unknown option %s", one_line(name)[:60])
+        shown = name if _IDENTIFIER.match(name) else "(a line that is not name=value, not shown)"
+        log.warning("ignoring unknown option %s", shown)
     for error in inp.errors:
         problems.append(Problem("", error))
 

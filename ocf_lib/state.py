@@ -6,6 +6,7 @@ leaves either the old or the new content, never a torn file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 DEFAULT_RSCTMP = "/run/resource-agents"
 _SAFE = re.compile(r"[^A-Za-z0-9_.:@-]")
+_MAX_NAME = 150
 
 
 def rsctmp(env: Mapping[str, str]) -> str:
@@ -25,7 +27,10 @@ class StateDir:
 
     def __init__(self, base: str, agent: str, instance: str) -> None:
         name = _SAFE.sub("_", instance or agent)
-        self.path = os.path.join(base, f"computeha-{_SAFE.sub('_', agent)}-{name}")
+        if len(name) > _MAX_NAME:  # keep within NAME_MAX, stay unique per instance
+            digest = hashlib.sha256((instance or agent).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+            name = name[:_MAX_NAME - 17] + "-" + digest
+        self.path = os.path.join(base, f"computeha-{_SAFE.sub('_', agent)[:40]}-{name}")
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, _SAFE.sub("_", name))
