@@ -12,8 +12,10 @@ the test's temporary folder (a fuzzed debug_file must not append to /etc/passwd)
 from __future__ import annotations
 
 import os
+import shlex
 import string
 from typing import Dict, List, Sequence, Tuple
+from urllib.parse import urlparse
 
 from hypothesis import strategies as st
 
@@ -129,6 +131,51 @@ STRING_VALUES = ["admin", "Default", "internal", "public", "compute-0", "node1",
 
 
 def value_for(src: ByteSource, param: Param, tmp: str, chars: str = ENV_CHARS) -> str:
+    return avoid_known_issues(param.name, _value_for(src, param, tmp, chars))
+
+
+def avoid_known_issues(name: str, value: str) -> str:
+    """Values that trigger bugs already reported (each has a strict xfail reproducer in
+    test_fuzz_agents.py) are defused here, so that the fuzzing keeps checking everything else.
+    Remove an entry when its reproducer starts passing."""
+    if name == "auth_url" and _urlparse_raises(value):
+        # urlparse raises on a bad IPv6 bracket ("https://[::1") and nova_auth's check does not
+        # catch it (test_auth_url_with_a_bad_ipv6_bracket_is_a_config_error)
+        value = value.replace("[", "(").replace("]", ")")
+    if name == "nova_compute_env":
+        # NovaCompute monitor/stop raise ValueError on an item that is not KEY=VALUE
+        # (test_nova_compute_env_without_equals_is_a_config_error)
+        try:
+            items = shlex.split(value)
+        except ValueError:
+            return value  # the table's own check rejects it
+        value = " ".join(shlex.quote(i) for i in items if i.partition("=")[0] and "=" in i)
+    if name == "OCF_RESOURCE_INSTANCE":
+        # StateDir makes a file name of the whole instance name: OSError beyond 255 bytes
+        # (test_long_resource_instance_name_is_not_an_internal_error)
+        value = value[:120]
+    return value
+
+
+def avoid_known_issue_combinations(env: Dict[str, str], tmp: str) -> None:
+    """Cross-parameter triggers of reported bugs (see avoid_known_issues)."""
+    if env.get("OCF_RESKEY_service_start_cmd", "").strip():
+        # NovaCompute monitor/stop run an empty service_status_cmd/service_stop_cmd: IndexError
+        # (test_service_mode_without_status_cmd_is_a_config_error)
+        for name in ("OCF_RESKEY_service_status_cmd", "OCF_RESKEY_service_stop_cmd"):
+            if not env.get(name, "").strip():
+                env[name] = os.path.join(tmp, "bin", "nova-compute")
+
+
+def _urlparse_raises(value: str) -> bool:
+    try:
+        urlparse(value.strip())
+    except ValueError:
+        return True
+    return False
+
+
+def _value_for(src: ByteSource, param: Param, tmp: str, chars: str = ENV_CHARS) -> str:
     if param.secret:
         return canary(src) if src.below(8) else src.choice(["", " ", "ab"])
     if is_pathlike(param):
@@ -160,6 +207,23 @@ def breakable(params: Sequence[Param]) -> List[Param]:
 BROKEN_VALUE = "not-a-value-ø"
 
 
+def base_values(src: ByteSource, tmp: str) -> Dict[str, str]:
+    """A working configuration, by parameter name, that half of the cases start from, so that
+    mutations also reach the code behind validation (valid credentials shape, an existing
+    program, a host name). Parameters an agent does not have are ignored."""
+    return {
+        "auth_url": "http://127.0.0.1:9/v3", "username": "admin", "password": canary(src), "project_name": "admin",
+        "ip": "127.0.0.1", "ipport": "9", "state_dir": os.path.join(tmp, "power"), "plug": "node1",
+        "nova_compute_command": os.path.join(tmp, "bin", "nova-compute") + " --config-file "
+        + os.path.join(tmp, "existing.conf"), "user": "root", "host": "compute-0", "max_parallel": "4",
+    }
+
+
+def _base_for(src: ByteSource, params: Sequence[Param], tmp: str) -> Dict[str, str]:
+    names = {p.name for p in params}
+    return {k: v for k, v in base_values(src, tmp).items() if k in names}
+
+
 # --- OCF ----------------------------------------------------------------------------------
 
 def ocf_case(data: bytes, agent, tmp: str) -> Tuple[List[str], Dict[str, str], bool]:
@@ -168,12 +232,17 @@ def ocf_case(data: bytes, agent, tmp: str) -> Tuple[List[str], Dict[str, str], b
     src = ByteSource(data)
     params = agent.table.for_ocf()
     pairs = names_of(params)
-    action = src.choice(OCF_ACTIONS) if not src.flag(8) else odd_text(src, max_len=12)
+    if src.below(10) < 7:
+        action = src.choice(["monitor", "validate-all", "stop", "start"])
+    else:
+        action = src.choice(OCF_ACTIONS) if not src.flag(8) else odd_text(src, max_len=12)
     env: Dict[str, str] = {"HA_RSCTMP": os.path.join(tmp, "rsctmp"), "PATH": os.path.join(tmp, "empty-bin"),
                            "OCF_ROOT": "/usr/lib/ocf"}
+    if src.flag():
+        env.update({"OCF_RESKEY_" + k: v for k, v in _base_for(src, params, tmp).items()})
     if not src.flag(10):
-        env["OCF_RESOURCE_INSTANCE"] = src.choice(["res1", "nova-evacuate", "compute:0", "../../x", "a/b"]) \
-            if not src.flag(4) else odd_text(src, max_len=12)
+        env["OCF_RESOURCE_INSTANCE"] = avoid_known_issues("OCF_RESOURCE_INSTANCE", src.choice(
+            ["res1", "nova-evacuate", "compute:0", "../../x", "a/b"]) if not src.flag(4) else odd_text(src, max_len=12))
     for _ in range(src.below(min(16, len(pairs) + 1))):
         param, name = src.choice(pairs)
         env["OCF_RESKEY_" + name] = value_for(src, param, tmp)
@@ -190,6 +259,7 @@ def ocf_case(data: bytes, agent, tmp: str) -> Tuple[List[str], Dict[str, str], b
         env["HA_LOGFILE"] = os.path.join(tmp, "ha.log")
     if src.flag(10):
         env["OCF_RESKEY_" + odd_text(src, max_len=10).replace("=", "")] = odd_text(src)
+    avoid_known_issue_combinations(env, tmp)
     forced = False
     if action == "start":
         victims = breakable(params)
@@ -223,6 +293,13 @@ def fence_table(agent) -> tuple:
     return _TABLES[key][1:]
 
 
+def _one_stdin_line(value: str) -> str:
+    """parse_stdin splits at every str.splitlines() break, so the tail of a password holding one
+    would be echoed as an "unknown option" (known issue, see
+    test_stdin_password_with_a_line_separator_is_not_echoed): such passwords are not generated."""
+    return "".join(" " if c in LINE_BREAKS else c for c in value)
+
+
 def _key_variant(src: ByteSource, name: str) -> str:
     return src.choice([name, name.replace("_", "-"), name.upper(), f" {name} ", name.replace("_", "-").title()])
 
@@ -235,15 +312,14 @@ def stdin_line(src: ByteSource, agent, tmp: str) -> str:
             return _key_variant(src, name)  # a bare flag
         value = value_for(src, param, tmp, ENV_CHARS if is_pathlike(param) else STDIN_CHARS)
         if param.secret:
-            # parse_stdin splits at every str.splitlines() break, so the tail of such a password
-            # would be echoed as an "unknown option" (known issue, see
-            # test_stdin_password_with_a_line_separator_is_not_echoed): not generated here
-            value = "".join(" " if c in LINE_BREAKS else c for c in value)
+            value = _one_stdin_line(value)
         if src.flag(5):
             value = f'"{value}"'
         sep = src.choice(["=", " = ", "= ", "=\t"])
         return _key_variant(src, name) + sep + value.replace("\n", " ").replace("\r", " ")
     if kind < 13:
+        if src.flag():
+            return "action=" + src.choice(["validate-all", "status", "off", "on", "monitor", "list", "reboot"])
         return "action=" + (src.choice(FENCE_ACTIONS) if not src.flag(6) else odd_text(src, STDIN_CHARS, 10))
     if kind == 13:
         return "#" + odd_text(src, STDIN_CHARS)
@@ -271,7 +347,10 @@ def needs_breaking(agent, inp: "fence.FenceInput") -> bool:
     if action in FENCE_LOCAL_ACTIONS or action not in agent.actions():
         return False
     table, params, _pairs = fence_table(agent)
-    _values, problems = table.parse(inp.raw, params)
+    try:
+        _values, problems = table.parse(inp.raw, params)
+    except Exception:  # the run itself fails the same way, before any device access
+        return False
     return not problems
 
 
@@ -281,7 +360,9 @@ def _disabled_ok(agent) -> bool:
 
 def fence_stdin_case(data: bytes, agent, tmp: str) -> Tuple[str, bool]:
     src = ByteSource(data)
-    lines = [stdin_line(src, agent, tmp) for _ in range(src.below(15))]
+    lines = [f"{k}={_one_stdin_line(v)}" for k, v in _base_for(src, fence_table(agent)[1], tmp).items()] \
+        if src.flag() else []
+    lines += [stdin_line(src, agent, tmp) for _ in range(src.below(15))]
     text = src.choice(["\n", "\r\n", "\n\n"]).join(lines) + src.choice(["", "\n"])
     inp = fence.parse_stdin(text, fence_table(agent)[0])
     forced = needs_breaking(agent, inp)
@@ -323,7 +404,9 @@ def argv_tokens(src: ByteSource, agent, tmp: str) -> List[str]:
 
 def fence_argv_case(data: bytes, agent, tmp: str) -> Tuple[List[str], bool]:
     src = ByteSource(data)
-    args = [token for _ in range(1 + src.below(10)) for token in argv_tokens(src, agent, tmp)]
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in _base_for(src, fence_table(agent)[1], tmp).items()] \
+        if src.flag() else []
+    args += [token for _ in range(1 + src.below(10)) for token in argv_tokens(src, agent, tmp)]
     inp = fence.parse_argv(args, fence_table(agent)[0])
     if any(CANARY_CORE in error for error in inp.errors):
         # a secret that ended up as a stray argument: the library echoes those (known issue,

@@ -148,6 +148,10 @@ def fuzz_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "empty-bin").mkdir()
     (tmp_path / "existing.conf").write_text("[DEFAULT]\nhost = compute-fuzz\n")
     (tmp_path / "empty").write_text("")
+    (tmp_path / "power").mkdir()
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "nova-compute").write_text("#!/bin/sh\nexit 0\n")  # found by which(), never run
+    (tmp_path / "bin" / "nova-compute").chmod(0o755)
     return tmp_path
 
 
@@ -288,6 +292,66 @@ def test_stdin_password_with_a_line_separator_is_not_echoed() -> None:
                                 io.StringIO(f"action=off\nstate_dir=/nonexistent\npassword=ab\u2028{secret}\n"))
     assert code == 1
     assert secret not in out + err, err
+
+
+@pytest.mark.xfail(strict=True, reason="ocf_lib/nova_auth.py _check_url lets urlparse's ValueError escape for "
+                                       "'https://[::1': an internal error instead of a configuration error "
+                                       "(reported to the nova_auth owner)")
+@pytest.mark.parametrize("agent", [a for a in OCF_AGENTS if a.table.get("auth_url") is not None],
+                         ids=lambda a: a.info.name)
+def test_auth_url_with_a_bad_ipv6_bracket_is_a_config_error(agent: ocf.OcfAgent, fuzz_dir: Path) -> None:
+    env = {"HA_RSCTMP": str(fuzz_dir / "rsctmp"), "OCF_RESOURCE_INSTANCE": "r1",
+           "OCF_RESKEY_auth_url": "https://[::1"}
+    out, err = io.StringIO(), io.StringIO()
+    code = ocf.run(agent, [agent.info.name, "validate-all"], env, out, err)
+    assert "internal error" not in err.getvalue(), err.getvalue()
+    assert code == 6
+
+
+@pytest.mark.xfail(strict=True, reason="ocf_lib/state.py StateDir uses the whole OCF_RESOURCE_INSTANCE as a file "
+                                       "name: OSError 'File name too long' becomes an internal error (reported to the lead)")
+def test_long_resource_instance_name_is_not_an_internal_error(fuzz_dir: Path) -> None:
+    agents = [a for a in OCF_AGENTS if a.info.name == "NovaEvacuate"]  # reads a state file in monitor
+    if not agents:
+        pytest.skip("NovaEvacuate is not in this checkout")
+    env = {"HA_RSCTMP": str(fuzz_dir / "rsctmp"), "OCF_RESOURCE_INSTANCE": "r" * 300}
+    err = io.StringIO()
+    code = ocf.run(agents[0], ["NovaEvacuate", "monitor"], env, io.StringIO(), err)
+    assert "internal error" not in err.getvalue(), err.getvalue()
+    assert code == 7
+
+
+@pytest.mark.xfail(strict=True, reason="NovaCompute monitor/stop raise ValueError from child_env for a "
+                                       "nova_compute_env item without '=' (validate-all reports it, monitor "
+                                       "crashes): internal error instead of a configuration error (reported)")
+@pytest.mark.parametrize("action", ["monitor", "stop"])
+def test_nova_compute_env_without_equals_is_a_config_error(fuzz_dir: Path, action: str) -> None:
+    agents = [a for a in OCF_AGENTS if a.info.name == "NovaCompute"]
+    if not agents:
+        pytest.skip("NovaCompute is not in this checkout")
+    env = {"HA_RSCTMP": str(fuzz_dir / "rsctmp"), "OCF_RESOURCE_INSTANCE": "nova-compute",
+           "OCF_RESKEY_nova_compute_env": "DEBUG"}
+    err = io.StringIO()
+    code = ocf.run(agents[0], ["NovaCompute", action], env, io.StringIO(), err)
+    assert "internal error" not in err.getvalue(), err.getvalue()
+    assert code in (0, 6, 7)
+
+
+@pytest.mark.xfail(strict=True, reason="NovaCompute monitor/stop with service_start_cmd but no service_status_cmd/"
+                                       "service_stop_cmd run an empty argv (IndexError in Runner.run): internal "
+                                       "error instead of a configuration error (reported)")
+@pytest.mark.parametrize("action", ["monitor", "stop"])
+def test_service_mode_without_status_cmd_is_a_config_error(fuzz_dir: Path, action: str) -> None:
+    agents = [a for a in OCF_AGENTS if a.info.name == "NovaCompute"]
+    if not agents:
+        pytest.skip("NovaCompute is not in this checkout")
+    env = {"HA_RSCTMP": str(fuzz_dir / "rsctmp"), "OCF_RESOURCE_INSTANCE": "nova-compute",
+           "OCF_RESKEY_service_start_cmd": "/bin/true"}
+    err = io.StringIO()
+    with sandbox():
+        code = ocf.run(agents[0], ["NovaCompute", action], env, io.StringIO(), err)
+    assert "internal error" not in err.getvalue(), err.getvalue()
+    assert code in (0, 6, 7)
 
 
 def test_zz_total_generated_inputs(request: pytest.FixtureRequest) -> None:
