@@ -134,3 +134,39 @@ def test_bmc_password_stays_out_of_the_cib_and_the_logs(converged_cluster: Clust
             if p.is_file() and password in p.read_text(errors="replace"):
                 leaks.append(str(p))
     assert leaks == []
+
+
+def test_project_fence_ipmi_fences_a_compute_as_first_topology_level(
+        converged_cluster: Cluster) -> None:
+    """The working tree's fence_ipmi, staged into the nodes, fences through the real BMC."""
+    rig = converged_cluster
+    if not (rig.layout.agents_dir / "sbin" / "fence_ipmi").exists():
+        pytest.skip("the project's fence_ipmi is not staged (see .rig/cluster/agents/stage.log)")
+    node = rig.layout.computes[-1].name
+    n = rig.node(node)
+    ours, ipmilan = f"ours-{node}", f"fence-{node}"
+    ctl = rig.controller()
+    # pcs validates the parameters against the agent's metadata, as an operator's pcs would
+    rig.x(ctl, ["pcs", "stonith", "create", ours, "fence_ipmi", f"ip={n.bmc_ip}", "ipport=623",
+                "username=admin", f"password_script={rig.layout.bmc_password_script}",
+                "lanplus=1", "cipher=3", f"pcmk_host_list={node}", "op", "monitor",
+                "interval=60s"], timeout=120)
+    try:
+        rig.x(ctl, ["pcs", "stonith", "level", "add", "1", node, ours], timeout=120)
+        rig.x(ctl, ["pcs", "stonith", "level", "add", "2", node, ipmilan], timeout=120)
+        wait_for(f"{ours} started", lambda: any(
+            ours in rig.resources_on(c.name) for c in rig.layout.controllers), 120)
+        already = len(rig.successful_fences(node))
+
+        rig.power_off(node)
+        event = rig.wait_fenced(node, timeout=FENCE_TIMEOUT, already=already)
+        assert any(f"using {ours} returned 0" in line for line in rig.fence_log(event)), \
+            rig.fence_log(event)
+        assert rig.node_pids(node) == []
+
+        rig.power_on(node)
+        rig.wait_node(node, online=True, timeout=REJOIN_TIMEOUT)
+    finally:
+        rig.x(ctl, ["pcs", "stonith", "level", "clear", node], timeout=120, check=False)
+        rig.x(ctl, ["pcs", "stonith", "delete", ours], timeout=120, check=False)
+        _restore(rig, node)
