@@ -30,7 +30,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.attrs import ClusterAttributeError, NodeAttributes
@@ -131,7 +131,9 @@ class Engine:
         self._target_load: Dict[str, int] = {}
         self._reason_pending: Dict[str, str] = {}  # node -> disabled_reason text to write
         self._finish_pending: Dict[str, str] = {}  # node -> record value still to write
+        self._claim_pending: Dict[str, str] = {}  # node -> `running` record still to write
         self.first_issue_at: Optional[float] = None
+        self._first_call: Dict[str, float] = {}
         self.refused: set = set()  # flagged nodes left alone (no fence evidence, mass-failure guard)
         self._planned: Dict[str, float] = {}  # node -> monotonic time of the server listing
 
@@ -278,7 +280,9 @@ class Engine:
         self._planned[node] = time.monotonic() if not resumed else 0.0
         claim_value = rec.EvacuationRecord(rec.RUNNING, epoch, self.node).format()
         if record.format() != claim_value:
-            self.records.set(node, rec.ATTRIBUTE, claim_value)
+            # written after the first evacuate calls went out (see step): a kill before it only
+            # means the next run plans again, and finds those evacuations under way in Nova
+            self._claim_pending[node] = claim_value
         self.store.save(host)
         self.hosts[node] = host
         self._said.pop(node, None)
@@ -295,11 +299,14 @@ class Engine:
 
     def plan(self, node: str, nova_host: str, epoch: int) -> HostProgress:
         """List the host's servers once and decide each one; adopt evacuations already under way."""
-        servers = self.nova.servers_on_host(nova_host)
-        migrations = self._our_migrations(self.nova.migrations(source_host=nova_host,
-                                                               changes_since=iso_utc(epoch - CLOCK_SLACK)),
-                                          nova_host, epoch)
-        markers = self._markers(servers, nova_host)
+        # the listings are independent: fetch them in parallel (latency of the first evacuate call)
+        f_servers = self.pool.submit(self.nova.servers_on_host, nova_host)
+        f_migs = self.pool.submit(self.nova.migrations, source_host=nova_host,
+                                  changes_since=iso_utc(epoch - CLOCK_SLACK))
+        f_facts = self.pool.submit(self._cloud_facts)
+        servers = f_servers.result()
+        migrations = self._our_migrations(f_migs.result(), nova_host, epoch)
+        markers = self._markers(servers, *f_facts.result())
         host = HostProgress(node=node, nova_host=nova_host, epoch=epoch)
         by_instance: Dict[str, List[Migration]] = {}
         for mig in migrations:
@@ -333,18 +340,24 @@ class Engine:
                                                         reason="evacuated before this claim", expect_status="ANY")
         return host
 
-    def _markers(self, servers: Sequence[Server], nova_host: str) -> sel.CloudMarkers:
+    def _cloud_facts(self) -> Tuple[FrozenSet[str], FrozenSet[str], FrozenSet[str], bool]:
+        """(marked image ids, excluded image ids, marked aggregate hosts, a flavor is marked)."""
         marker = self.s.marker
         excluded = set(self.s.exclude_image_ids)
         for tag in self.s.exclude_image_tags:
             excluded.update(img.id for img in self.nova.images_with_tag(tag))
         if self.s.selection == "all":
-            return sel.CloudMarkers(excluded_image_ids=frozenset(excluded))
+            return frozenset(), frozenset(excluded), frozenset(), False
         images = frozenset(img.id for img in self.nova.images_with_tag(marker))
         agg_hosts = sel.marked_aggregate_hosts(self.nova.aggregates(), marker)
-        anything = bool(images) or bool(agg_hosts) or sel.any_server_marked(servers, marker) \
-            or self._flavors_marked(marker)
-        return sel.CloudMarkers(marked_image_ids=images, excluded_image_ids=frozenset(excluded),
+        return images, frozenset(excluded), agg_hosts, self._flavors_marked(marker)
+
+    def _markers(self, servers: Sequence[Server], images: FrozenSet[str], excluded: FrozenSet[str],
+                 agg_hosts: FrozenSet[str], flavors: bool) -> sel.CloudMarkers:
+        if self.s.selection == "all":
+            return sel.CloudMarkers(excluded_image_ids=excluded)
+        anything = bool(images) or bool(agg_hosts) or flavors or sel.any_server_marked(servers, self.s.marker)
+        return sel.CloudMarkers(marked_image_ids=images, excluded_image_ids=excluded,
                                 marked_aggregate_hosts=agg_hosts, anything_marked=anything)
 
     def _flavors_marked(self, marker: str) -> bool:
@@ -484,8 +497,13 @@ class Engine:
                 return Outcome(O_DEFER, "earlier evacuate call in doubt", at=inst.issued_at + self.s.in_doubt_grace)
             self._mark_issuing(host, inst)  # re-issue: a new intent, persisted first
         with self.lock:
+            now = time.time()
             if self.first_issue_at is None:
-                self.first_issue_at = time.time()
+                self.first_issue_at = now
+            if host.node not in self._first_call:
+                self._first_call[host.node] = now
+                self.log.info("%s: first evacuate call at %.3f, %.1fs after the request", host.node, now,
+                              now - host.epoch)
         try:
             self.nova.evacuate(inst.id, target)
         except NovaBadRequest as err:
@@ -659,7 +677,15 @@ class Engine:
         self._flush_side_records()
 
     def _flush_side_records(self) -> None:
+        for node, value in list(self._claim_pending.items()):
+            try:
+                self.records.set(node, rec.ATTRIBUTE, value)
+                self._claim_pending.pop(node, None)
+            except ClusterAttributeError as err:
+                self._say(node, logging.WARNING, f"cannot record the claim of {node} yet: {err}")
         for node, value in list(self._finish_pending.items()):
+            if node in self._claim_pending:
+                continue
             try:
                 self.records.set(node, rec.ATTRIBUTE, value)
             except ClusterAttributeError as err:

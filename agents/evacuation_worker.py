@@ -151,6 +151,10 @@ def _serve(env, state: StateDir, log: logging.Logger, records_factory, progress_
     from .evacuation_engine import Engine
     from .evacuation_store import CibRecords, ProgressStore
     nova = make_nova(values)
+    try:  # token, endpoint and microversion now, not when the first host is flagged
+        nova.max_microversion()
+    except Exception as err:  # noqa: BLE001 - retried on first use
+        log.warning("Nova not reachable yet (will retry when needed): %s", err)
     records = records_factory(runner) if records_factory else CibRecords(runner)
     progress = progress_factory(runner) if progress_factory else AttrdAttributes(runner)
     engine = Engine(nova, records, Settings.from_values(values), ProgressStore(state), log, local_node(env),

@@ -1,0 +1,341 @@
+"""Benchmark (not a test): time from "host flagged" to "all N instances ACTIVE elsewhere", on the real rig.
+
+Side by side in one run, each on N freshly booted servers of compute-0, after
+the same fence (power cut, forced down, disabled with our reason):
+
+- limit(c): the rig's own limit, plain parallel evacuate-and-wait calls with c workers;
+- ours:     the NovaEvacuate worker process (real agent start, file-backed record), defaults;
+- legacy:   fence-agents' fence_evacuate driven the way the legacy NovaEvacuate drove it
+            (`-o status`, then `-o off`, options on stdin instead of argv), then waiting for
+            the servers, since fence_evacuate does not wait (the legacy monitor interval,
+            up to 10 s more, is NOT counted).
+
+And the proxy run: N=200 evacuations accepted through a loopback proxy that adds
+200 ms to every Nova request, against the N x 200 ms / concurrency ideal and the
+N x 200 ms floor of any serial loop.
+
+    COMPUTEHA_RIG_DIR=... python -m tests.bench.bench_evacuate [--sizes 50 100] [--limit-c 4 8] [--proxy-n 200]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from computeha.agents import evacuation_worker as worker
+from computeha.agents.evacuation_engine import Engine
+from computeha.agents.evacuation_params import Settings
+from computeha.agents.evacuation_store import FileAttributes, ProgressStore
+from computeha.ocf_lib import evacuation_record as er
+from computeha.ocf_lib import ocf
+from computeha.ocf_lib.nova_auth import AuthConfig
+from computeha.ocf_lib.nova_client import NovaClient
+from computeha.ocf_lib.state import StateDir
+from tests.integration.evacuate_proxy import NovaProxy
+from tests.rig.openstack.cloud import OpenStackRig
+from tests.rig.openstack.configs import read_cloud
+from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
+
+HOST = "compute-0"
+SYSTEM_PYTHON = "/usr/bin/python3"
+# fence_evacuate (fence-agents 4.12) calls inspect.getargspec, which Python 3.11 removed: the one
+# compatibility line it needs to run at all; everything else is the packaged agent unchanged
+LEGACY_SHIM = ("import inspect, runpy, sys; inspect.getargspec = inspect.getfullargspec; "
+               "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+LOG = logging.getLogger("computeha.bench")
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def adapter(rig: OpenStackRig) -> NovaClient:
+    return NovaClient.from_config(AuthConfig.from_values({"cloud": rig.cloud_name,
+                                                          "clouds_yaml": str(rig.clouds_yaml)}))
+
+
+def prepare(rig: OpenStackRig, n: int) -> List[str]:
+    rig.restore_computes()
+    old = rig.server_ids()
+    if old:
+        rig.delete_servers(old, timeout=600)
+    t = time.monotonic()
+    ids = [s.id for s in rig.boot_servers(n, hosts=[HOST], name_prefix="bench", timeout=900)]
+    say(f"booted {n} servers on {HOST} in {time.monotonic() - t:.1f}s")
+    return ids
+
+
+def fence(rig: OpenStackRig) -> None:
+    rig.power_off(HOST)
+    nova = rig.nova()
+    svc = rig.compute_service(HOST)
+    nova.services.force_down(svc.id, True)
+    nova.services.disable_log_reason(svc.id, er.disabled_reason("fenced by the benchmark"))
+
+
+def all_back(nova: NovaClient, ids: List[str]) -> bool:
+    """Every server ACTIVE, idle, on another host (one listing per destination host)."""
+    seen = {}
+    for host in ("compute-1", "compute-2"):
+        for server in nova.servers_on_host(host):
+            seen[server.id] = server
+    return all(i in seen and seen[i].status == "ACTIVE" and seen[i].task_state is None for i in ids)
+
+
+def wait_back(nova: NovaClient, ids: List[str], timeout: float = 900) -> float:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if all_back(nova, ids):
+            return time.time()
+        time.sleep(0.25)
+    raise RuntimeError("servers not back in time")
+
+
+def evac_counts(nova: NovaClient, ids: List[str]) -> Dict[int, int]:
+    per: Dict[str, int] = {i: 0 for i in ids}
+    for mig in nova.migrations(source_host=HOST):
+        if mig.instance_uuid in per and mig.status not in ("failed", "error"):
+            per[mig.instance_uuid] += 1
+    hist: Dict[int, int] = {}
+    for count in per.values():
+        hist[count] = hist.get(count, 0) + 1
+    return hist
+
+
+# --- the contenders -----------------------------------------------------------------------------
+def run_limit(rig: OpenStackRig, ids: List[str], concurrency: int) -> dict:
+    nova = adapter(rig)
+    nova.max_microversion()
+    fence(rig)
+    t0 = time.time()
+
+    def one(sid: str) -> None:
+        nova.evacuate(sid)
+        while True:
+            s = nova.server(sid)
+            if s.task_state is None and s.host != HOST and s.status == "ACTIVE":
+                return
+            time.sleep(0.25)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, ids))
+    return {"seconds": time.time() - t0, "first_call": None}
+
+
+def run_ours(rig: OpenStackRig, ids: List[str], tmp: Path) -> dict:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HA_RSCTMP": str(tmp / "rsctmp"),
+           "OCF_RESOURCE_INSTANCE": "bench", "HA_LOGFILE": str(tmp / "agent.log"),
+           "OCF_RESKEY_CRM_meta_timeout": "20000", "OCF_RESKEY_CRM_meta_on_node": "ctl-bench",
+           ATTRS_ENV: str(tmp / "attrs.json"), "OCF_RESKEY_cloud": rig.cloud_name,
+           "OCF_RESKEY_clouds_yaml": str(rig.clouds_yaml), "OCF_RESKEY_mass_failure_share": "0"}
+    os.makedirs(env["HA_RSCTMP"], exist_ok=True)
+    attrs = FileAttributes(env[ATTRS_ENV])
+    agent = FileAttrsNovaEvacuate()
+    assert ocf.run(agent, ["NovaEvacuate", "start"], env, stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    state = StateDir(env["HA_RSCTMP"], "NovaEvacuate", "bench")
+    pid = worker.worker_pid(state)
+    peak = {"rss": 0, "hwm": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+                hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+                peak["rss"], peak["hwm"] = max(peak["rss"], rss), max(peak["hwm"], hwm)
+            except (OSError, AttributeError):
+                pass
+            stop.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        time.sleep(1.5)  # the worker is up and idle: its imports are done
+        idle_rss = peak["rss"]
+        fence(rig)
+        t0 = time.time()
+        attrs.set(HOST, er.ATTRIBUTE, er.new(er.REQUESTED, "bench", t0).format())
+        end = time.monotonic() + 900
+        while time.monotonic() < end:
+            record = er.parse(attrs.get(HOST, er.ATTRIBUTE))
+            if record and record.finished:
+                break
+            time.sleep(0.1)
+        t_end = time.time()
+    finally:
+        stop.set()
+        ocf.run(agent, ["NovaEvacuate", "stop"], env, stdout=io.StringIO(), stderr=io.StringIO())
+    log = (tmp / "agent.log").read_text()
+    first = re.search(r"first evacuate call at (\d+\.\d+)", log)
+    return {"seconds": t_end - t0, "first_call": float(first.group(1)) - t0 if first else None,
+            "record": attrs.get(HOST, er.ATTRIBUTE), "idle_rss_kb": idle_rss, "peak_rss_kb": peak["hwm"]}
+
+
+def run_legacy(rig: OpenStackRig, ids: List[str]) -> dict:
+    agent = shutil.which("fence_evacuate", path=os.environ.get("PATH", "") + ":/usr/sbin")
+    if agent is None:
+        return {"seconds": None, "note": "fence_evacuate not installed"}
+    auth = read_cloud(rig.paths)["auth"]
+    opts = {"plug": HOST, "auth_url": auth["auth_url"], "login": auth["username"], "passwd": auth["password"],
+            "tenant_name": auth["project_name"], "user-domain": auth.get("user_domain_name", "Default"),
+            "project-domain": auth.get("project_domain_name", "Default"), "endpoint_type": "publicURL",
+            "no_shared_storage": "1"}  # the fake driver keeps no disk: as with local storage (rebuild)
+    nova = adapter(rig)
+    fence(rig)
+    t0 = time.time()
+    for action in ("status", "off"):  # what the legacy monitor ran for a flagged host
+        text = "".join(f"{k}={v}\n" for k, v in {**opts, "action": action}.items())
+        proc = subprocess.run([SYSTEM_PYTHON, "-c", LEGACY_SHIM, agent], input=text, capture_output=True, text=True,
+                              timeout=900)
+        if action == "off" and proc.returncode != 0:
+            return {"seconds": None, "note": f"fence_evacuate off failed: {proc.stderr.strip()[-300:]}"}
+    accepted = time.time() - t0
+    t_end = wait_back(nova, ids)
+    return {"seconds": t_end - t0, "accepted": accepted}
+
+
+def run_proxy_limit(rig: OpenStackRig, n: int, latency: float, concurrency: int) -> float:
+    """The rig's own acceptance limit through the proxy: c plain POSTs at a time, nothing else."""
+    ids = prepare(rig, n)
+    nova = adapter(rig)
+    with NovaProxy(nova.endpoint(), latency=latency) as proxy:
+        nova._endpoints["compute"] = proxy.url
+        nova.max_microversion()
+        fence(rig)
+        t0 = time.time()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(nova.evacuate, ids))
+        took = time.time() - t0
+    wait_back(adapter(rig), ids)
+    return took
+
+
+def run_proxy(rig: OpenStackRig, n: int, latency: float, concurrency: int, tmp: Path) -> dict:
+    ids = prepare(rig, n)
+    nova = adapter(rig)
+    with NovaProxy(nova.endpoint(), latency=latency) as proxy:
+        nova._endpoints["compute"] = proxy.url
+        nova.max_microversion()
+        fence(rig)
+        attrs = FileAttributes(str(tmp / "proxy-attrs.json"))
+        s = Settings(mass_failure_share=0, max_parallel=n, api_concurrency=concurrency, selection="all")
+        engine = Engine(nova, attrs, s, ProgressStore(StateDir(str(tmp), "NovaEvacuate", "proxy")), LOG,
+                        "ctl-bench", progress=None)
+        t0 = time.time()
+        attrs.set(HOST, er.ATTRIBUTE, er.new(er.REQUESTED, "bench", t0).format())
+        accepted_at: Optional[float] = None
+        try:
+            end = time.monotonic() + 1200
+            while time.monotonic() < end:
+                engine.step()
+                ok = [t for t, m, p, st in list(proxy.log) if m == "POST" and p.endswith("/action") and st == 200]
+                if accepted_at is None and len(ok) >= n:
+                    accepted_at = max(ok)
+                if engine.idle():
+                    break
+        finally:
+            engine.close()
+        posts = proxy.count("POST", "/action")
+    return {"accepted_seconds": (accepted_at - t0) if accepted_at else None, "posts": posts,
+            "all_done_seconds": time.time() - t0, "record": attrs.get(HOST, er.ATTRIBUTE),
+            "ideal": n * latency / concurrency, "serial_floor": n * latency,
+            "counts": evac_counts(adapter(rig), ids)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[50, 100])
+    parser.add_argument("--limit-c", type=int, nargs="*", default=[4, 8])
+    parser.add_argument("--proxy-n", type=int, default=200, help="0 skips the proxy run")
+    parser.add_argument("--proxy-latency", type=float, default=0.2)
+    parser.add_argument("--proxy-concurrency", type=int, default=8, help="nova-api on the rig runs 8 threads")
+    parser.add_argument("--json", default="", help="also write the results here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    rig = OpenStackRig()
+    rig.up(say=say)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-evacuate-"))
+    results: dict = {"sizes": {}, "load_avg_start": os.getloadavg()}
+    for n in args.sizes:
+        row: dict = {}
+        for c in args.limit_c:
+            ids = prepare(rig, n)
+            row[f"limit(c={c})"] = run_limit(rig, ids, c)
+            row[f"limit(c={c})"]["counts"] = evac_counts(adapter(rig), ids)
+            say(f"N={n} limit(c={c}): {row[f'limit(c={c})']['seconds']:.1f}s")
+        ids = prepare(rig, n)
+        sub = tmp / f"ours-{n}"
+        sub.mkdir()
+        row["ours"] = run_ours(rig, ids, sub)
+        row["ours"]["counts"] = evac_counts(adapter(rig), ids)
+        row["ours"]["all_back"] = all_back(adapter(rig), ids)
+        say(f"N={n} ours: {row['ours']['seconds']:.1f}s, first call after {row['ours']['first_call']}")
+        ids = prepare(rig, n)
+        row["legacy"] = run_legacy(rig, ids)
+        row["legacy"]["counts"] = evac_counts(adapter(rig), ids)
+        say(f"N={n} legacy: {row['legacy']}")
+        results["sizes"][n] = row
+    if args.proxy_n:
+        limit = run_proxy_limit(rig, args.proxy_n, args.proxy_latency, args.proxy_concurrency)
+        say(f"proxy limit: {limit:.1f}s")
+        results["proxy"] = run_proxy(rig, args.proxy_n, args.proxy_latency, args.proxy_concurrency, tmp)
+        results["proxy"]["limit_seconds"] = limit
+        say(f"proxy: {results['proxy']}")
+    rig.restore_computes()
+    results["load_avg_end"] = os.getloadavg()
+    print_table(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def print_table(results: dict) -> None:
+    print("\nflag -> all N ACTIVE elsewhere (seconds; ratio to the best limit run of the same N)")
+    print(f"{'N':>4} {'contender':<14} {'seconds':>8} {'ratio':>6}  notes")
+    for n, row in results["sizes"].items():
+        limits = [v["seconds"] for k, v in row.items() if k.startswith("limit") and v.get("seconds")]
+        best = min(limits) if limits else None
+        for name, v in row.items():
+            sec = v.get("seconds")
+            ratio = f"{sec / best:.2f}" if sec and best else "-"
+            notes = []
+            if v.get("first_call") is not None:
+                notes.append(f"first call {v['first_call']:.2f}s after flag")
+            if v.get("peak_rss_kb"):
+                notes.append(f"worker RSS idle {v['idle_rss_kb'] / 1024:.0f} MiB, peak {v['peak_rss_kb'] / 1024:.0f} MiB")
+            if v.get("accepted") is not None:
+                notes.append(f"all accepted after {v['accepted']:.1f}s")
+            if v.get("counts"):
+                notes.append(f"evacuations per instance {v['counts']}")
+            if v.get("note"):
+                notes.append(v["note"])
+            print(f"{n:>4} {name:<14} {sec if sec is None else round(sec, 1)!s:>8} {ratio:>6}  {'; '.join(notes)}")
+    proxy = results.get("proxy")
+    if proxy:
+        acc = proxy["accepted_seconds"]
+        print(f"\nproxy (+200 ms per request): {acc if acc is None else round(acc, 1)}s to get all accepted; "
+              f"rig limit through the proxy (c plain POSTs) {proxy['limit_seconds']:.1f}s "
+              f"(ratio {acc / proxy['limit_seconds']:.2f}); "
+              f"ideal N*0.2/c = {proxy['ideal']:.1f}s (ratio {acc / proxy['ideal']:.2f}); serial floor "
+              f"{proxy['serial_floor']:.0f}s ({proxy['serial_floor'] / acc:.1f}x slower); all done after "
+              f"{proxy['all_done_seconds']:.0f}s; {proxy['posts']} POSTs; per instance {proxy['counts']}"
+              if acc else f"\nproxy: {proxy}")
+    print(f"load average at start {results['load_avg_start']}, at end {results.get('load_avg_end')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
