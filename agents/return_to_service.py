@@ -14,9 +14,10 @@ the evacuated guests' leftovers).
     3. start       nova-compute, while the service is still forced down
     4. wait        no `done` evacuation records from the host remain (init_host completed them)
     5. force up    forced_down=false (retried while Nova still answers 400)
-    6. enable      only if disabled with our `computeha:` reason: an operator's disable stays
-    7. clear       the cluster record
-    8. wait        Nova reports the service up
+    6. wait        Nova reports the service up, with a heartbeat newer than step 3
+    7. enable      only if disabled with our `computeha:` reason: an operator's disable stays
+                   (after 6, so that Nova syncs the placement trait with the running compute)
+    8. clear       the cluster record
 
 Every step re-reads the state, so a start killed at any line is simply rerun.
 """
@@ -63,6 +64,7 @@ class ReturnToService:
         self.interval = poll_interval
         self.max_interval = max_poll_interval
         self.step = Step()
+        self._heartbeat_before: Optional[str] = None
 
     # -- reads ------------------------------------------------------------------------------
     def _nova(self, call: Callable, *args, **kwargs):
@@ -109,12 +111,21 @@ class ReturnToService:
                           self.host, "unreadable" if record is _UNREADABLE else (record.format() if record else "unset"),
                           svc.forced_down, svc.status)
             self._wait_evacuation_finished(deadline)
+        # Nova says "up" for service_down_time after the last heartbeat, even of a nova-compute that
+        # died a second ago: only a heartbeat newer than this one proves OUR nova-compute is in service
+        # (it heartbeats after init_host; instances scheduled here before that would be errored out).
+        svc = self._poll(deadline, self.service_record, "Nova to list the service")
+        self._heartbeat_before = svc.updated_at
         self.step = Step("starting nova-compute", self.service.describe())
         self.service.start(deadline)
         svc = self._poll(deadline, self.service_record, "Nova to list the service")
         if svc.forced_down:
             self._force_up(deadline, svc)
-            svc = self._poll(deadline, self.service_record, "Nova to list the service")
+        # Enable only once Nova sees the service up: Nova then tells the running nova-compute to drop
+        # the COMPUTE_STATUS_DISABLED trait at once; enabled while "down", the trait stays until the
+        # compute's next periodic resource update and the scheduler finds no room on the host meanwhile.
+        self.step = Step("waiting for Nova to report the service up")
+        svc = self._poll(deadline, self._up, f"nova-compute of {self.host} to be reported up")
         if svc.status == "disabled" and er.is_ours(svc.disabled_reason):
             self.step = Step("enabling the service", svc.disabled_reason)
             self._poll(deadline, lambda: self._nova(self.nova.set_enabled, svc, True), "the service to be enabled")
@@ -123,9 +134,7 @@ class ReturnToService:
             self.log.info("the nova-compute service of %s stays disabled (reason %r is not ours)",
                           self.host, svc.disabled_reason)
         self._clear_record()
-        self.step = Step("waiting for Nova to report the service up")
-        self._poll(deadline, self._up, f"nova-compute of {self.host} to be reported up")
-        self.log.info("nova-compute of %s is up", self.host)
+        self.log.info("nova-compute of %s is up and in service", self.host)
 
     def _wait_evacuation_finished(self, deadline: Deadline) -> None:
         stopped = False
@@ -197,8 +206,9 @@ class ReturnToService:
         svc = self.service_record()
         if svc is None:
             return None
-        self.step.detail = f"state={svc.state}, forced_down={svc.forced_down}"
-        return True if svc.state == "up" and not svc.forced_down else None
+        fresh = svc.updated_at != self._heartbeat_before
+        self.step.detail = f"state={svc.state}, forced_down={svc.forced_down}, new heartbeat={fresh}"
+        return svc if svc.state == "up" and not svc.forced_down and fresh else None
 
     def _poll(self, deadline: Deadline, probe: Callable, what: str):
         try:

@@ -110,9 +110,9 @@ def agent_on_rig(rig, tmp_path: Path):
     agent.servers = servers
     yield agent
     agent.run("stop")
-    if servers:
-        rig.delete_servers(servers)
     rig.restore_computes()  # hands the host back to the rig's own nova-compute
+    if servers:  # after the restore: deleting a server needs its host's nova-compute
+        rig.delete_servers(servers)
 
 
 def service(rig, host: str):

@@ -52,6 +52,9 @@ class FakeNova:
         self.ran_during_evacuation: List[str] = []
         self.calls: List[str] = []
         self.unavailable = 0  # the next N calls fail as if Nova were down
+        self.enabled_while_down = False
+        self.heartbeats = 0
+        self.stale_up = 0
         self.host = host
 
     # the model ---------------------------------------------------------------------------
@@ -63,7 +66,12 @@ class FakeNova:
         if alive:  # init_host: done -> completed
             self.migs = [replace(m, status="completed") if m.status == "done" else m for m in self.migs]
         svc = self.services[self.host]
-        self.services[self.host] = replace(svc, state="up" if alive and not svc.forced_down else "down")
+        if alive:  # heartbeat
+            self.heartbeats += 1
+            svc = replace(svc, updated_at=f"2026-01-01T00:00:{self.heartbeats:06d}")
+        stale = not alive and self.stale_up > 0  # Nova still counts a recent heartbeat of a dead process
+        self.stale_up -= 1 if stale else 0
+        self.services[self.host] = replace(svc, state="up" if (alive or stale) and not svc.forced_down else "down")
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -101,6 +109,9 @@ class FakeNova:
 
     def set_enabled(self, service: Service, enabled: bool, reason: str = "") -> Service:
         self._call(f"set_enabled {enabled}")
+        if self.services[service.host].state != "up":
+            # real Nova: the placement trait is then only synced at the compute's next periodic update
+            self.enabled_while_down = True
         self.services[service.host] = replace(self.services[service.host], status="enabled" if enabled else
                                               "disabled", disabled_reason="" if enabled else reason)
         return self.services[service.host]
@@ -168,6 +179,22 @@ def test_plain_start_runs_the_child_and_waits_for_the_service_up(h: Harness, nov
     assert h.run("monitor", OCF_CHECK_LEVEL="10") == 0
 
 
+def test_start_waits_for_a_heartbeat_of_its_own_nova_compute(h: Harness, nova: FakeNova) -> None:
+    """A nova-compute killed a moment ago still counts as "up" in Nova for service_down_time."""
+    nova.services[HOST] = replace(nova.services[HOST], state="up", updated_at="old heartbeat")
+    nova.stale_up = 1000
+    ticks = {"n": 0}
+
+    def alive_after_init_host() -> bool:
+        if not h.child.running():
+            return False
+        ticks["n"] += 1
+        return ticks["n"] > 10  # init_host takes a while before the first heartbeat
+    nova.alive = alive_after_init_host
+    assert h.run("start") == 0, h.stderr
+    assert nova.heartbeats >= 1, "start returned on the stale 'up' of the previous nova-compute"
+
+
 def test_start_and_stop_are_idempotent(h: Harness) -> None:
     assert h.run("start") == 0
     pid = h.child.recorded()
@@ -203,6 +230,8 @@ def test_fenced_host_waits_for_evacuation_then_returns_in_order(h: Harness, nova
     # forced_down is cleared only after nova-compute ran (and completed the records), then enable
     order = [c for c in nova.calls if c.startswith(("force_down", "set_enabled"))]
     assert order == ["force_down False", "set_enabled True"]
+    assert not nova.enabled_while_down, "enabled before Nova saw the service up"
+
 
 
 def test_start_waits_for_in_progress_evacuations_even_when_the_record_says_done(h: Harness, nova: FakeNova) -> None:
