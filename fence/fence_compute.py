@@ -95,6 +95,7 @@ class Conn:
         self._mapper: Optional[HostMapper] = None
         self._target: Optional[Target] = None
         self.services: Dict[str, Service] = {}
+        self.written: Optional[Service] = None
         self.disabled = str(ctx.values.record_only).strip().lower() in _RECORD_ONLY_OFF
 
     def retry(self, what: str, fn: Callable[[], T]) -> T:
@@ -124,6 +125,15 @@ class Conn:
 
     def target(self) -> Target:
         if self._target is None:
+            plug = self.ctx.plug.strip()
+            if plug and plug not in HostMapper.from_values((), self.ctx.values).host_map:
+                # the usual case costs one request: the plug is a Nova host name (exact match wins)
+                assert self.nova is not None
+                found = self.retry(f"reading the compute service of {plug}", lambda: self.nova.compute_services(plug))
+                if len(found) == 1:
+                    self.services[plug] = found[0]
+                    self._target = Target(node=self.ctx.nodename or plug, host=plug)
+                    return self._target
             try:
                 host = self.mapper().to_nova(self.ctx.plug)
             except HostMappingError as err:
@@ -132,7 +142,13 @@ class Conn:
         return self._target
 
     def service(self, fresh: bool = True) -> Service:
+        fresh_lookup = self._target is None
         target = self.target()
+        if self.written is not None:
+            svc, self.written = self.written, None
+            return svc
+        if fresh_lookup and target.host in self.services:
+            return self.services[target.host]  # read just now by the lookup
         if fresh or target.host not in self.services:
             assert self.nova is not None
             found = self.retry(f"reading the compute service of {target.host}",
@@ -310,16 +326,25 @@ class FenceCompute(FenceAgent):
         assert nova is not None and conn.attrs is not None
         now = self.clock()
         svc = conn.service(fresh=False)
-        if not svc.forced_down:
-            svc = conn.retry(f"forcing {target.host} down", lambda: nova.force_down(svc, True))
         reason = rec.disabled_reason(f"fenced {_iso(now)} by {self.who}; evacuation requested")
-        if svc.status == "enabled" or rec.is_ours(svc.disabled_reason):
-            current = svc
-            svc = conn.retry(f"disabling {target.host}", lambda: nova.set_enabled(current, False, reason))
+        ours_to_disable = svc.status == "enabled" or rec.is_ours(svc.disabled_reason)
+        both = getattr(nova, "force_down_and_disable", None)
+        if ours_to_disable and both is not None:
+            # forced_down and disabled in one request (2.53+): Nova never sees a disabled-but-up service
+            first = svc
+            svc = conn.retry(f"fencing {target.host} in Nova", lambda: both(first, reason))
         else:
-            ctx.log.info("%s was already disabled by an administrator (%s): keeping that reason, recording the "
-                         "evacuation anyway", target.host, svc.disabled_reason or "no reason given")
+            if not svc.forced_down:
+                first = svc
+                svc = conn.retry(f"forcing {target.host} down", lambda: nova.force_down(first, True))
+            if ours_to_disable:
+                current = svc
+                svc = conn.retry(f"disabling {target.host}", lambda: nova.set_enabled(current, False, reason))
+            else:
+                ctx.log.info("%s was already disabled by an administrator (%s): keeping that reason, recording "
+                             "the evacuation anyway", target.host, svc.disabled_reason or "no reason given")
         conn.services[target.host] = svc
+        conn.written = svc  # Nova's answer to our update is the first verification read
         record = conn.record()
         if record is not None and record.state in (rec.REQUESTED, rec.RUNNING):
             ctx.log.info("evacuation of %s already %s", target.node, record.state)

@@ -25,6 +25,7 @@ _INTERFACES = {"public": "public", "publicurl": "public", "internal": "internal"
                "admin": "admin", "adminurl": "admin"}
 
 CLOUDS_YAML_PATHS = ("/etc/openstack/clouds.yaml",)
+DEFAULT_TOKEN_CACHE = "/run/computeha/keystone"
 
 
 def _check_interface(value: str) -> Optional[str]:
@@ -89,6 +90,11 @@ AUTH_PARAMS = ParamTable([
           minimum=0.1, metavar="seconds"),
     Param("api_timeout", Kind.SECONDS, "Timeout for one Keystone or Nova API answer", default=30,
           minimum=0.1, metavar="seconds"),
+    Param("token_cache", Kind.STRING, "Directory for the cached Keystone token ('' disables the cache)",
+          "Directory (root-only, on tmpfs by default) where the Keystone token is kept between runs, so that "
+          "fencing reuses the token the periodic monitor refreshed instead of authenticating again. The file "
+          "is a bearer token: mode 0600 in a 0700 directory, never logged. Empty disables the cache.",
+          default=DEFAULT_TOKEN_CACHE, metavar="dir"),
     Param("nova_max_microversion", Kind.STRING, "Highest Nova API microversion to use (default: the cloud's)",
           "Cap on the Nova API microversion; normally empty (the cloud's maximum is detected once per run). "
           "Set to 2.52 or lower to force the pre-2.53 host/binary service calls.", metavar="version",
@@ -126,6 +132,7 @@ class AuthConfig:
     connect_timeout: float = 5.0
     api_timeout: float = 30.0
     max_microversion: str = ""
+    token_cache: str = ""
 
     @property
     def method(self) -> str:
@@ -202,6 +209,7 @@ class AuthConfig:
             connect_timeout=float(get("connect_timeout") or 5.0),
             api_timeout=float(get("api_timeout") or 30.0),
             max_microversion=str(get("nova_max_microversion") or ""),
+            token_cache=str(get("token_cache") if get("token_cache") is not None else ""),
         )
 
 
@@ -293,7 +301,85 @@ def make_session(config: AuthConfig):
         import urllib3  # the operator asked for it; do not repeat the warning on every request
 
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    if config.token_cache:
+        TokenCache(config.token_cache).load(plugin)
     sess = ks_session.Session(auth=plugin, verify=config.verify, user_agent="computeha")
     # keystoneauth1 stores one float; requests also takes a (connect, read) pair
     sess.timeout = (config.connect_timeout, config.api_timeout)
     return sess
+
+
+class TokenCache:
+    """The Keystone token of a credential set, kept between runs (keystoneauth1 auth state).
+
+    One file per credential set, named by keystoneauth1's cache id (a hash of the auth
+    options, secrets included, so a changed password never reuses an old token).
+    Expiry is keystoneauth1's business (a token close to expiry is renewed); a token
+    revoked early gets a 401, which keystoneauth1 answers by authenticating once more.
+    Every failure here only disables the cache for this run.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.loaded = ""
+
+    def _path(self, plugin) -> Optional[str]:
+        try:
+            cache_id = plugin.get_cache_id()
+        except Exception:
+            return None
+        return os.path.join(self.directory, f"token-{cache_id}.json") if cache_id else None
+
+    def _private_dir(self, create: bool) -> bool:
+        try:
+            if create and not os.path.isdir(self.directory):
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            st = os.stat(self.directory)
+        except OSError:
+            return False
+        return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+
+    def load(self, plugin) -> bool:
+        path = self._path(plugin)
+        if not path or not self._private_dir(create=False):
+            return False
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = handle.read()
+            plugin.set_auth_state(data)
+        except Exception:
+            return False
+        self.loaded = data
+        return True
+
+    def store(self, plugin) -> bool:
+        """Write the plugin's current state if it changed (a new token was issued)."""
+        path = self._path(plugin)
+        if not path:
+            return False
+        try:
+            data = plugin.get_auth_state()
+        except Exception:
+            return False
+        if not data or data == self.loaded or not self._private_dir(create=True):
+            return False
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            return False
+        self.loaded = data
+        return True
+
+
+def store_token(session, config: AuthConfig) -> None:
+    """After a successful authenticated request: keep the token for the next run."""
+    if config.token_cache and getattr(session, "auth", None) is not None:
+        TokenCache(config.token_cache).store(session.auth)

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from .deadline import Deadline
 from .nova import (Aggregate, Image, Migration, NovaAuthError, NovaBadRequest, NovaConflict, NovaError,
                    NovaForbidden, NovaNotFound, NovaUnavailable, Server, Service)
-from .nova_auth import AuthConfig, make_session, parse_microversion
+from .nova_auth import AuthConfig, make_session, parse_microversion, store_token
 
 MV_FORCE_DOWN_BY_HOST = (2, 11)  # PUT /os-services/force-down (2.11-2.52)
 MV_SERVICE_BY_ID = (2, 53)  # PUT /os-services/{id}, ids are UUIDs
@@ -119,11 +119,15 @@ class NovaClient:
         self._endpoints: Dict[str, str] = {}
         self._max: Optional[Tuple[int, int]] = None
         self.requests = 0  # for benchmarks and tests
+        self.config: Optional[AuthConfig] = None
+        self._token_stored = False
 
     @classmethod
     def from_config(cls, config: AuthConfig, deadline: Optional[Deadline] = None) -> "NovaClient":
-        return cls(make_session(config), config.region_name, config.interface, config.max_microversion,
-                   config.connect_timeout, config.api_timeout, deadline)
+        client = cls(make_session(config), config.region_name, config.interface, config.max_microversion,
+                     config.connect_timeout, config.api_timeout, deadline)
+        client.config = config
+        return client
 
     # --- plumbing ---------------------------------------------------------------
     def _timeout(self, what: str) -> Tuple[float, float]:
@@ -165,6 +169,9 @@ class NovaClient:
                                             connect_retries=0, log=False)
         except Exception as err:
             raise translate(err, what) from None
+        if not self._token_stored and self.config is not None:
+            self._token_stored = True  # the token just worked for Nova: worth keeping
+            store_token(self.session, self.config)
         if not response.content:
             return {}
         try:
@@ -240,6 +247,17 @@ class NovaClient:
         self._call("PUT", "/os-services/force-down", what, mv,
                    body={"host": service.host, "binary": service.binary, "forced_down": bool(down)})
         return self._refetch(service)
+
+    def force_down_and_disable(self, service: Service, reason: str) -> Service:
+        """Fencing in one request at 2.53+: Nova saves forced_down and the disabled status
+        together, then sees the service down and skips the RPC to the dead compute (the
+        reason the legacy agent had to force down before disabling). Two calls before 2.53."""
+        mv = self._services_mv()
+        if mv >= MV_SERVICE_BY_ID:
+            doc = self._call("PUT", f"/os-services/{service.id}", f"fencing {service.host}", mv,
+                             body={"forced_down": True, "status": "disabled", "disabled_reason": reason[:255]})
+            return _service(doc["service"]) if doc.get("service", {}).get("host") else self._refetch(service)
+        return self.set_enabled(self.force_down(service, True), False, reason)
 
     def set_enabled(self, service: Service, enabled: bool, reason: str = "") -> Service:
         what = f"{'enabling' if enabled else 'disabling'} {service.host}"

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from computeha.ocf_lib.nova import (Aggregate, Image, Migration, NovaAuthError, NovaBadRequest, NovaConflict,
                                     NovaError, NovaNotFound, NovaUnavailable, Server, Service)
 
-WRITE_METHODS = frozenset({"force_down", "set_enabled", "evacuate"})
+WRITE_METHODS = frozenset({"force_down", "set_enabled", "force_down_and_disable", "evacuate"})
 _STEPS = ("accepted", "pre-migrating", "done")
 
 
@@ -216,6 +216,18 @@ class FakeNova:
                                      "restarted, allowing these records to move to `completed` before retrying "
                                      "this request.", 400)
         svc.forced_down = bool(down)
+        svc.updated_at = _now()
+        return svc.view()
+
+    def force_down_and_disable(self, service: Service, reason: str) -> Service:
+        """One PUT at 2.53+ (both fields saved together); force-down then disable before."""
+        if not self._by_id():
+            return self.set_enabled(self.force_down(service, True), False, reason)
+        self._enter("force_down_and_disable", service.host, reason)
+        svc = self._svc(service)
+        svc.forced_down = True
+        svc.status = "disabled"
+        svc.disabled_reason = reason[:255]
         svc.updated_at = _now()
         return svc.view()
 

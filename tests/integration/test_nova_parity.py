@@ -183,3 +183,16 @@ def test_old_microversion_service_calls(old_world):
     svc = world.nova.force_down(svc, False)  # no evacuation: accepted
     svc = world.nova.set_enabled(svc, True)
     assert (svc.forced_down, svc.status) == (False, "enabled")
+
+
+def test_force_down_and_disable_in_one_request(world):
+    host = world.hosts[0]
+    try:
+        svc = world.nova.force_down_and_disable(_svc(world, host), "computeha: one request")
+        assert (svc.forced_down, svc.state, svc.status, svc.disabled_reason) == (
+            True, "down", "disabled", "computeha: one request")
+        again = _svc(world, host)
+        assert (again.forced_down, again.status, again.disabled_reason) == (True, "disabled", svc.disabled_reason)
+    finally:
+        svc = world.nova.force_down(_svc(world, host), False)
+        world.nova.set_enabled(svc, True)

@@ -65,8 +65,19 @@ def test_off_forces_down_disables_and_records(h):
     assert svc.disabled_reason.startswith("computeha: fenced 2023-11-14T22:13:20Z by ctl-1")
     record = h.record()
     assert record.state == rec.REQUESTED and record.since == 1700000000 and "ctl-1" in record.detail
-    assert [c[0] for c in h.nova.writes()] == ["force_down", "set_enabled"]
+    # one request at 2.53+: forced_down and disabled saved together
+    assert [c[0] for c in h.nova.writes()] == ["force_down_and_disable"]
+    assert [c[0] for c in h.nova.calls] == ["compute_services", "force_down_and_disable"]
     assert "Success: Powered OFF" in h.out
+
+
+def test_off_before_2_53_forces_down_then_disables():
+    h = Harness(FakeNova(max_mv="2.52"))
+    assert h.run(act("off")) == 0, h.err
+    assert [c[0] for c in h.nova.writes()] == ["force_down", "set_enabled"]
+    svc = h.svc()
+    assert svc.forced_down and svc.status == "disabled" and svc.id.isdigit()
+    assert h.record().state == rec.REQUESTED
 
 
 def test_off_twice_is_idempotent_without_writes(h):
@@ -107,11 +118,12 @@ def test_off_keeps_a_running_claim(h):
 
 
 def test_off_retries_transient_nova_errors(h):
-    h.nova.inject_5xx("force_down", times=2)
-    h.nova.inject_timeout("set_enabled", times=1)
+    h.nova.inject_5xx("force_down_and_disable", times=2)
+    h.nova.inject_timeout("compute_services", times=1)
     assert h.run(act("off")) == 0, h.err
     assert h.svc().forced_down and h.record().state == rec.REQUESTED
-    assert [c[0] for c in h.nova.writes()] == ["force_down"] * 3 + ["set_enabled"] * 2
+    assert [c[0] for c in h.nova.writes()] == ["force_down_and_disable"] * 3
+    assert "retrying" in h.err
 
 
 def test_off_fails_when_nova_unreachable(h):

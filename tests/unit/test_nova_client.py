@@ -33,6 +33,8 @@ class Stub:
         self.routes: Dict[Tuple[str, str], Route] = {}
         self.max_version = "2.100"
         self.token_status = 201
+        self.issued: List[str] = []
+        self.revoked: set = set()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,15 +46,16 @@ class Stub:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 req = {"method": self.command, "path": url.path, "query": parse_qs(url.query), "body": body,
-                       "mv": self.headers.get("OpenStack-API-Version")}
+                       "mv": self.headers.get("OpenStack-API-Version"), "token": self.headers.get("X-Auth-Token")}
                 stub.requests.append(req)
                 status, doc = stub.dispatch(req)
                 data = json.dumps(doc).encode() if doc is not None else b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                if url.path == "/v3/auth/tokens":
-                    self.send_header("X-Subject-Token", "tok-123")
+                if url.path == "/v3/auth/tokens" and status == 201:
+                    stub.issued.append(f"tok-{len(stub.issued) + 1}")
+                    self.send_header("X-Subject-Token", stub.issued[-1])
                 try:
                     self.end_headers()
                     self.wfile.write(data)
@@ -78,6 +81,8 @@ class Stub:
                                         "url": self.url + "/v2.1"}]}],
                                    "project": {"id": "p", "name": "admin", "domain": {"id": "default"}},
                                    "user": {"id": "u", "name": "admin", "domain": {"id": "default"}}}}
+        if req["token"] in self.revoked:
+            return 401, {"error": {"message": "token revoked", "code": 401}}
         if path in ("/v2.1/", "/v2.1"):
             return 200, {"version": {"id": "v2.1", "version": self.max_version, "min_version": "2.1"}}
         route = self.routes.get((req["method"], path))
@@ -254,3 +259,51 @@ def test_service_from_listing_is_frozen():
     assert isinstance(svc, Service) and svc.disabled_reason == ""
     with pytest.raises(Exception):
         svc.host = "other"  # type: ignore[misc]
+
+
+def test_fencing_is_one_put_at_2_53(stub):
+    stub.routes[("GET", "/v2.1/os-services")] = lambda r: (200, {"services": [SVC]})
+    stub.routes[("PUT", "/v2.1/os-services/uuid-1")] = lambda r: (200, {"service": dict(SVC, **r["body"])})
+    nova = client(stub)
+    svc = nova.force_down_and_disable(nova.compute_services("compute-0")[0], "computeha: fenced")
+    assert svc.forced_down and svc.status == "disabled" and svc.disabled_reason == "computeha: fenced"
+    puts = [r for r in stub.requests if r["method"] == "PUT"]
+    assert [r["body"] for r in puts] == [{"forced_down": True, "status": "disabled",
+                                          "disabled_reason": "computeha: fenced"}]
+
+
+def test_token_cache_reuses_the_token_between_runs(stub, tmp_path):
+    cache = tmp_path / "cache"
+    stub.routes[("GET", "/v2.1/os-services")] = lambda r: (200, {"services": [SVC]})
+    config = AuthConfig(auth_url=stub.url + "/v3", username="admin", password="pw-secret", project_name="admin",
+                        region_name="R", interface="internal", token_cache=str(cache))
+    NovaClient.from_config(config).compute_services()
+    files = list(cache.iterdir())
+    assert len(stub.issued) == 1 and len(files) == 1
+    assert (cache.stat().st_mode & 0o777, files[0].stat().st_mode & 0o777) == (0o700, 0o600)
+    assert "pw-secret" not in files[0].read_text()
+    NovaClient.from_config(config).compute_services()  # a new "process": no new token
+    assert len(stub.issued) == 1
+    assert [r["token"] for r in stub.nova_requests()][-1] == "tok-1"
+    # another password is another credential set: its own token
+    other = AuthConfig(**{**config.__dict__, "password": "pw-other"})
+    NovaClient.from_config(other).compute_services()
+    assert len(stub.issued) == 2 and len(list(cache.iterdir())) == 2
+    # a revoked cached token: keystoneauth1 authenticates once more, the cache gets the new one
+    stub.revoked.add("tok-1")
+    NovaClient.from_config(config).compute_services()
+    assert len(stub.issued) == 3
+    NovaClient.from_config(config).compute_services()
+    assert len(stub.issued) == 3 and stub.nova_requests()[-1]["token"] == "tok-3"
+
+
+def test_token_cache_ignored_in_a_shared_directory(stub, tmp_path):
+    cache = tmp_path / "shared"
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    stub.routes[("GET", "/v2.1/os-services")] = lambda r: (200, {"services": [SVC]})
+    config = AuthConfig(auth_url=stub.url + "/v3", username="admin", password="pw-secret", project_name="admin",
+                        region_name="R", interface="internal", token_cache=str(cache))
+    NovaClient.from_config(config).compute_services()
+    NovaClient.from_config(config).compute_services()
+    assert list(cache.iterdir()) == [] and len(stub.issued) == 2
