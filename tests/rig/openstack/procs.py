@@ -20,9 +20,10 @@ _CHILDREN: Dict[int, subprocess.Popen] = {}
 
 
 def _reap() -> None:
+    # Called from several threads (parallel stops): pop, never del.
     for pid, proc in list(_CHILDREN.items()):
         if proc.poll() is not None:
-            del _CHILDREN[pid]
+            _CHILDREN.pop(pid, None)
 
 
 def _stat(pid: int) -> Optional[Tuple[str, str]]:
