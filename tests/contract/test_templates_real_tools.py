@@ -268,6 +268,9 @@ def agents_installed(tmp_path_factory):
     finally:
         make_install("uninstall", site, **variables)
         shutil.rmtree(root, ignore_errors=True)
+        provider_dir = Path("/usr/lib/ocf/resource.d") / TEST_PROVIDER
+        if provider_dir.is_dir() and not any(provider_dir.iterdir()):
+            provider_dir.rmdir()  # `make uninstall` leaves the (empty) provider folder behind
 
 
 def test_pcs_and_crmsh_accept_every_parameter_with_the_real_agents_installed(agents_installed, tmp_path):
