@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,8 +26,9 @@ ENV = {**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin", "L
 
 
 @pytest.fixture(scope="module")
-def installed_agent(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("nova-compute-install")
+def installed_agent():
+    # ocf-tester runs meta-data as nobody: the whole tree must be reachable (pytest's tmp is 0700)
+    root = Path(tempfile.mkdtemp(prefix="computeha-novacompute-"))
     os.chmod(root, 0o755)
     site = pkgtree.build(root / "site")
     dest = root / "dest"
@@ -37,7 +40,8 @@ def installed_agent(tmp_path_factory) -> Path:
         os.chmod(folder, 0o755)
     agent = dest / "ocf" / "resource.d" / "computeha" / "NovaCompute"
     assert agent.exists()
-    return agent
+    yield agent
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_ocf_tester_passes_with_the_rigs_nova_compute(openstack_rig, installed_agent: Path, tmp_path: Path) -> None:
@@ -57,6 +61,9 @@ def test_ocf_tester_passes_with_the_rigs_nova_compute(openstack_rig, installed_a
         "cloud": rig.cloud_name,
         "clouds_yaml": str(rig.clouds_yaml),
         "stop_grace": "30",
+        # ocf-tester exports a 20 s timeout; a real nova-compute needs longer to start and heartbeat
+        # on a busy 2-core CI machine. Pacemaker gives the advertised 600 s.
+        "CRM_meta_timeout": "300000",
     }
     args = ["ocf-tester", "-n", "nc-tester"]
     for key, value in options.items():
