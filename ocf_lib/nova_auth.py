@@ -12,6 +12,7 @@ validate-all at level 0 never load them.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass, replace
@@ -328,7 +329,10 @@ class TokenCache:
             cache_id = plugin.get_cache_id()
         except Exception:
             return None
-        return os.path.join(self.directory, f"token-{cache_id}.json") if cache_id else None
+        if not cache_id:
+            return None
+        name = hashlib.sha256(cache_id.encode()).hexdigest()[:32]  # the id is base64: may contain '/'
+        return os.path.join(self.directory, f"token-{name}.json")
 
     def _private_dir(self, create: bool) -> bool:
         try:

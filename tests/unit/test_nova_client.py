@@ -281,7 +281,7 @@ def test_token_cache_reuses_the_token_between_runs(stub, tmp_path):
     files = list(cache.iterdir())
     assert len(stub.issued) == 1 and len(files) == 1
     assert (cache.stat().st_mode & 0o777, files[0].stat().st_mode & 0o777) == (0o700, 0o600)
-    assert "pw-secret" not in files[0].read_text()
+    assert "pw-secret" not in files[0].read_text() and files[0].name.startswith("token-")
     NovaClient.from_config(config).compute_services()  # a new "process": no new token
     assert len(stub.issued) == 1
     assert [r["token"] for r in stub.nova_requests()][-1] == "tok-1"
