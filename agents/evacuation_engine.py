@@ -30,7 +30,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.attrs import ClusterAttributeError, NodeAttributes
@@ -217,8 +217,17 @@ class Engine:
         new = [n for n in active if n not in self.hosts and time.monotonic() >= self._gate_next.get(n, 0)]
         if not new:
             return
+        # One round trip for everything: the fence evidence (service list) and, speculatively, the
+        # listings the plan needs (reads only; nothing is issued before the evidence is checked).
+        f_services = self.pool.submit(self.nova.compute_services)
+        facts = self._prefetch_facts()
+        prefetch = {}
+        for node in new:
+            stored = self.store.load(node)
+            if node not in self.refused and (stored is None or stored.epoch != int(active[node].since or 0)):
+                prefetch[node] = self._prefetch_host(node, int(active[node].since or self.clock()))
         try:
-            services = self.nova.compute_services()
+            services = f_services.result()
         except NovaError as err:
             self._say("*nova", logging.WARNING, f"Nova unavailable, evacuations wait: {err}")
             return
@@ -240,7 +249,8 @@ class Engine:
                 self.refused.add(node)
                 continue
             try:
-                self.claim(node, record, service, services)
+                self.claim(node, record, service, services,
+                           prefetch.get(node) if service.host == node else None, facts)
             except NovaError as err:
                 self._gate_next[node] = time.monotonic() + GATE_RECHECK
                 self._say(node, logging.WARNING, f"cannot plan the evacuation of {node} yet: {err}")
@@ -261,11 +271,27 @@ class Engine:
                     f"automatic evacuation suspended; evacuate by hand or clear the records")
         return ""
 
-    def claim(self, node: str, record: rec.EvacuationRecord, service: Service, services: Sequence[Service]) -> None:
+    def _prefetch_host(self, nova_host: str, epoch: int) -> tuple:
+        return (self.pool.submit(self.nova.servers_on_host, nova_host),
+                self.pool.submit(self.nova.migrations, source_host=nova_host,
+                                 changes_since=iso_utc(epoch - CLOCK_SLACK)))
+
+    def _prefetch_facts(self) -> dict:
+        """Futures of the cloud-wide selection facts (images by tag, aggregates), one call each."""
+        out = {"exclude": [self.pool.submit(self.nova.images_with_tag, t) for t in self.s.exclude_image_tags]}
+        if self.s.selection != "all":
+            out["images"] = self.pool.submit(self.nova.images_with_tag, self.s.marker)
+            out["aggregates"] = self.pool.submit(self.nova.aggregates)
+        return out
+
+    def claim(self, node: str, record: rec.EvacuationRecord, service: Service, services: Sequence[Service],
+              prefetched: Optional[tuple] = None, facts: Optional[dict] = None) -> None:
         epoch = int(record.since or self.clock())
         host = self.store.load(node)
         if host is None or host.epoch != epoch or host.nova_host != service.host:
-            host = self.plan(node, service.host, epoch)
+            if prefetched is None:
+                prefetched = self._prefetch_host(service.host, epoch)
+            host = self.plan(node, service.host, epoch, prefetched, facts or self._prefetch_facts())
             resumed = False
         else:
             resumed = True
@@ -297,16 +323,12 @@ class Engine:
         if host.finished:
             self._finish(host)
 
-    def plan(self, node: str, nova_host: str, epoch: int) -> HostProgress:
+    def plan(self, node: str, nova_host: str, epoch: int, prefetched: tuple, facts: dict) -> HostProgress:
         """List the host's servers once and decide each one; adopt evacuations already under way."""
-        # the listings are independent: fetch them in parallel (latency of the first evacuate call)
-        f_servers = self.pool.submit(self.nova.servers_on_host, nova_host)
-        f_migs = self.pool.submit(self.nova.migrations, source_host=nova_host,
-                                  changes_since=iso_utc(epoch - CLOCK_SLACK))
-        f_facts = self.pool.submit(self._cloud_facts)
+        f_servers, f_migs = prefetched
         servers = f_servers.result()
         migrations = self._our_migrations(f_migs.result(), nova_host, epoch)
-        markers = self._markers(servers, *f_facts.result())
+        markers = self._markers(servers, facts)
         host = HostProgress(node=node, nova_host=nova_host, epoch=epoch)
         by_instance: Dict[str, List[Migration]] = {}
         for mig in migrations:
@@ -340,24 +362,18 @@ class Engine:
                                                         reason="evacuated before this claim", expect_status="ANY")
         return host
 
-    def _cloud_facts(self) -> Tuple[FrozenSet[str], FrozenSet[str], FrozenSet[str], bool]:
-        """(marked image ids, excluded image ids, marked aggregate hosts, a flavor is marked)."""
-        marker = self.s.marker
+    def _markers(self, servers: Sequence[Server], facts: dict) -> sel.CloudMarkers:
         excluded = set(self.s.exclude_image_ids)
-        for tag in self.s.exclude_image_tags:
-            excluded.update(img.id for img in self.nova.images_with_tag(tag))
+        for future in facts["exclude"]:
+            excluded.update(img.id for img in future.result())
         if self.s.selection == "all":
-            return frozenset(), frozenset(excluded), frozenset(), False
-        images = frozenset(img.id for img in self.nova.images_with_tag(marker))
-        agg_hosts = sel.marked_aggregate_hosts(self.nova.aggregates(), marker)
-        return images, frozenset(excluded), agg_hosts, self._flavors_marked(marker)
-
-    def _markers(self, servers: Sequence[Server], images: FrozenSet[str], excluded: FrozenSet[str],
-                 agg_hosts: FrozenSet[str], flavors: bool) -> sel.CloudMarkers:
-        if self.s.selection == "all":
-            return sel.CloudMarkers(excluded_image_ids=excluded)
-        anything = bool(images) or bool(agg_hosts) or flavors or sel.any_server_marked(servers, self.s.marker)
-        return sel.CloudMarkers(marked_image_ids=images, excluded_image_ids=excluded,
+            return sel.CloudMarkers(excluded_image_ids=frozenset(excluded))
+        marker = self.s.marker
+        images = frozenset(img.id for img in facts["images"].result())
+        agg_hosts = sel.marked_aggregate_hosts(facts["aggregates"].result(), marker)
+        anything = bool(images) or bool(agg_hosts) or sel.any_server_marked(servers, marker) \
+            or self._flavors_marked(marker)
+        return sel.CloudMarkers(marked_image_ids=images, excluded_image_ids=frozenset(excluded),
                                 marked_aggregate_hosts=agg_hosts, anything_marked=anything)
 
     def _flavors_marked(self, marker: str) -> bool:
