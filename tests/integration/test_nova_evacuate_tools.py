@@ -78,3 +78,46 @@ def _environ(pid: str) -> str:
         return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_records_through_the_real_cib_tools(tmp_path):
+    """The production record store (cibadmin + crm_attribute) on a CIB file: the engine reads every
+    node's record in one query, claims and finishes through crm_attribute."""
+    need("cibadmin", "crm_attribute")
+    import logging
+
+    from computeha.agents.evacuation_engine import Engine
+    from computeha.agents.evacuation_params import Settings
+    from computeha.agents.evacuation_store import CibRecords, ProgressStore
+    from computeha.ocf_lib import evacuation_record as er
+    from computeha.ocf_lib.runner import Runner
+    from computeha.ocf_lib.state import StateDir
+    from tests.unit.evacuation_fakes import MiniNova
+
+    cib = tmp_path / "cib.xml"
+    cib.write_text(subprocess.run(["cibadmin", "--empty"], capture_output=True, text=True, env=ENV,
+                                  timeout=30, check=True).stdout)
+    env = {**ENV, "CIB_file": str(cib)}
+    for node in ('<node id="1" uname="ctl-1"/>', '<node id="compute-0" uname="compute-0" type="remote"/>',
+                 '<node id="compute-1" uname="compute-1" type="remote"/>'):
+        subprocess.run(["cibadmin", "--create", "-o", "nodes", "-X", node], env=env, timeout=30, check=True)
+    records = CibRecords(Runner(env))
+    assert records.get_all(er.ATTRIBUTE) == {}
+    records.set("compute-0", er.ATTRIBUTE, er.new(er.REQUESTED, "fence_compute").format())
+    records.set("compute-1", er.ATTRIBUTE, "done;1;2/2")
+    assert set(records.get_all(er.ATTRIBUTE)) == {"compute-0", "compute-1"}
+
+    nova = MiniNova()
+    ids = [nova.add_server("compute-0").id for _ in range(3)]
+    nova.fence("compute-0")
+    s = Settings(poll_interval=0.1, confirm_interval=0.02, mass_failure_share=0)
+    engine = Engine(nova, records, s, ProgressStore(StateDir(str(tmp_path), "NovaEvacuate", "cib")),
+                    logging.getLogger("test-evacuation"), "ctl-1")
+    try:
+        assert engine.run_until_idle(30)
+    finally:
+        engine.close()
+    assert all(nova.evacuations.get(i) == 1 for i in ids)
+    final = er.parse(records.get("compute-0", er.ATTRIBUTE))
+    assert final.state == er.DONE and final.detail == "3/3"
+    assert records.get("compute-1", er.ATTRIBUTE) == "done;1;2/2"  # other nodes untouched
