@@ -14,7 +14,7 @@ the evacuated guests' leftovers).
     3. start       nova-compute, while the service is still forced down
     4. wait        no `done` evacuation records from the host remain (init_host completed them)
     5. force up    forced_down=false (retried while Nova still answers 400)
-    6. wait        Nova reports the service up, with a heartbeat newer than step 3
+    6. wait        Nova reports the service up, with a heartbeat newer than steps 3 and 5
     7. enable      only if disabled with our `computeha:` reason: an operator's disable stays
                    (after 6, so that Nova syncs the placement trait with the running compute)
     8. clear       the cluster record
@@ -120,7 +120,8 @@ class ReturnToService:
         self.service.start(deadline)
         svc = self._poll(deadline, self.service_record, "Nova to list the service")
         if svc.forced_down:
-            self._force_up(deadline, svc)
+            # our own write bumps updated_at too: only a change after it is a heartbeat
+            self._heartbeat_before = self._force_up(deadline, svc).updated_at
         # Enable only once Nova sees the service up: Nova then tells the running nova-compute to drop
         # the COMPUTE_STATUS_DISABLED trait at once; enabled while "down", the trait stays until the
         # compute's next periodic resource update and the scheduler finds no room on the host meanwhile.
@@ -173,7 +174,7 @@ class ReturnToService:
             self.log.info("waiting evacuation_delay=%.0fs before starting nova-compute", self.evacuation_delay)
             deadline.sleep(self.evacuation_delay)
 
-    def _force_up(self, deadline: Deadline, svc: Service) -> None:
+    def _force_up(self, deadline: Deadline, svc: Service) -> Service:
         self.step = Step("waiting for done evacuations to be completed by nova-compute")
 
         def forced_up():
@@ -190,8 +191,9 @@ class ReturnToService:
                 self.step.detail = str(err)[:120]
                 return None
 
-        self._poll(deadline, forced_up, "Nova to accept forced_down=false")
+        result = self._poll(deadline, forced_up, "Nova to accept forced_down=false")
         self.log.info("cleared forced_down of %s", self.host)
+        return result
 
     def _clear_record(self) -> None:
         try:

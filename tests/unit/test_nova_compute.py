@@ -47,13 +47,15 @@ class FakeNova:
             h: Service(f"id-{h}", h, "nova-compute", "down", "enabled", False)
             for h in (host, "compute-1", "compute-2")}
         self.migs: List[Migration] = []
-        self.alive: Callable[[], bool] = lambda: False
+        self.alive: Callable[[], bool] = lambda: False  # heartbeating
+        self.process: Callable[[], bool] = lambda: self.alive()  # the nova-compute process runs
         self.on_poll: Callable[["FakeNova"], None] = lambda nova: None
         self.ran_during_evacuation: List[str] = []
         self.calls: List[str] = []
         self.unavailable = 0  # the next N calls fail as if Nova were down
         self.enabled_while_down = False
         self.heartbeats = 0
+        self.writes = 0
         self.stale_up = 0
         self.host = host
 
@@ -63,7 +65,7 @@ class FakeNova:
         alive = self.alive()
         if alive and in_progress([m for m in self.migs if m.source_compute == self.host]):
             self.ran_during_evacuation.append(str([m.status for m in self.migs]))
-        if alive:  # init_host: done -> completed
+        if self.process():  # init_host starts by completing the done evacuations, heartbeats come later
             self.migs = [replace(m, status="completed") if m.status == "done" else m for m in self.migs]
         svc = self.services[self.host]
         if alive:  # heartbeat
@@ -104,7 +106,9 @@ class FakeNova:
         self._call(f"force_down {down}")
         if not down and any(m.status == "done" and m.source_compute == service.host for m in self.migs):
             raise NovaBadRequest("Unable to force up host as `done` evacuation migration records remain", 400)
-        self.services[service.host] = replace(self.services[service.host], forced_down=down)
+        self.writes += 1  # like the real services row: any write bumps updated_at
+        self.services[service.host] = replace(self.services[service.host], forced_down=down,
+                                              updated_at=f"2026-01-01T00:01:{self.writes:06d}")
         return self.services[service.host]
 
     def set_enabled(self, service: Service, enabled: bool, reason: str = "") -> Service:
@@ -193,6 +197,24 @@ def test_start_waits_for_a_heartbeat_of_its_own_nova_compute(h: Harness, nova: F
     nova.alive = alive_after_init_host
     assert h.run("start") == 0, h.stderr
     assert nova.heartbeats >= 1, "start returned on the stale 'up' of the previous nova-compute"
+
+
+def test_fenced_start_does_not_take_its_own_force_up_for_a_heartbeat(h: Harness, nova: FakeNova) -> None:
+    """Fenced shortly after a heartbeat: Nova would say "up" right after force-up, before init_host ends."""
+    nova.fence()
+    nova.services[HOST] = replace(nova.services[HOST], updated_at="pre-fence heartbeat")
+    nova.stale_up = 1000
+    ticks = {"n": 0}
+
+    def alive_after_init_host() -> bool:
+        if not h.child.running():
+            return False
+        ticks["n"] += 1
+        return ticks["n"] > 10
+    nova.alive = alive_after_init_host
+    nova.process = h.child.running
+    assert h.run("start") == 0, h.stderr
+    assert nova.heartbeats >= 1, "start returned without a heartbeat after its own force-up"
 
 
 def test_start_and_stop_are_idempotent(h: Harness) -> None:
