@@ -660,7 +660,9 @@ class Engine:
             elif outcome.kind == O_DOUBT:
                 inst.state, inst.reason = ISSUING, outcome.reason
                 inst.attempts = max(0, inst.attempts - 1)  # an unanswered call is not a failed evacuation
-                inst.next_at = max(now, inst.issued_at + self.s.in_doubt_grace)
+                # the grace runs from the end of the unanswered call: nova-api may still be working on it
+                inst.issued_at = now
+                inst.next_at = now + self.s.in_doubt_grace
                 self.log.warning("%s: instance %s in doubt (%s): Nova is re-checked in %.0fs", node, inst.id,
                                  outcome.reason, inst.next_at - now)
             elif outcome.kind == O_DEFER:  # the next attempt inspects Nova first
