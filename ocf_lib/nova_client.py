@@ -214,9 +214,14 @@ class NovaClient:
 
     # --- Nova protocol -----------------------------------------------------------------
     def check(self) -> None:
-        """Keystone issues a token and Nova lists compute services for it (admin)."""
+        """Keystone issues a NEW token for the credentials (a cached one proves nothing about
+        them) and Nova lists compute services with it (admin). The new token is then cached,
+        so a periodic monitor keeps the cache warm for fencing."""
         try:
             self.session.timeout = self._timeout("Keystone authentication")
+            auth = getattr(self.session, "auth", None)
+            if auth is not None and hasattr(auth, "invalidate"):
+                auth.invalidate()
             self.session.get_token()
         except Exception as err:
             raise translate(err, "Keystone authentication") from None

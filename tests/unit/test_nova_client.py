@@ -307,3 +307,14 @@ def test_token_cache_ignored_in_a_shared_directory(stub, tmp_path):
     NovaClient.from_config(config).compute_services()
     NovaClient.from_config(config).compute_services()
     assert list(cache.iterdir()) == [] and len(stub.issued) == 2
+
+
+def test_check_always_authenticates_and_refreshes_the_cache(stub, tmp_path):
+    stub.routes[("GET", "/v2.1/os-services")] = lambda r: (200, {"services": [SVC]})
+    config = AuthConfig(auth_url=stub.url + "/v3", username="admin", password="pw-secret", project_name="admin",
+                        region_name="R", interface="internal", token_cache=str(tmp_path / "c"))
+    NovaClient.from_config(config).check()
+    NovaClient.from_config(config).check()
+    assert len(stub.issued) == 2  # monitor never trusts a cached token
+    NovaClient.from_config(config).compute_services()
+    assert len(stub.issued) == 2 and stub.nova_requests()[-1]["token"] == "tok-2"  # fencing reuses the newest
