@@ -33,6 +33,14 @@ def _argv_check(value: str) -> Optional[str]:
     return None
 
 
+def _env_check(value: str) -> Optional[str]:
+    problem = _argv_check(value)
+    if problem:
+        return problem
+    bad = [item for item in shlex.split(value) if "=" not in item or item.startswith("=")]
+    return f"items must be KEY=VALUE: {', '.join(repr(b) for b in bad[:3])}" if bad else None
+
+
 LOCAL = ParamTable([
     Param("host", Kind.STRING, "Nova host name of this node",
           "The name this node's nova-compute registers as in Nova. Default: [DEFAULT] host of the nova.conf "
@@ -51,7 +59,7 @@ LOCAL = ParamTable([
           default="/usr/bin/nova-compute", check=_argv_check),
     Param("nova_compute_env", Kind.STRING, "Extra environment of the nova-compute child",
           "Space-separated KEY=VALUE items added to a minimal environment (PATH, HOME, TZ, TMPDIR).",
-          default="", check=_argv_check),
+          default="", check=_env_check),
     Param("user", Kind.STRING, "User that runs the nova-compute child",
           "The agent's own user when it is the same (tests); nova-compute should not run as root.",
           default="nova"),
@@ -158,10 +166,6 @@ class NovaCompute(ocf.OcfAgent):
                     problems.append(Problem(name, "is required when service_start_cmd is set"))
         elif not split(values.nova_compute_command):
             problems.append(Problem("nova_compute_command", "is empty"))
-        try:
-            child_env({}, split(values.nova_compute_env))
-        except ValueError as err:
-            problems.append(Problem("nova_compute_env", str(err)))
         return problems
 
     def validate(self, ctx: ocf.OcfContext) -> List[Problem]:
@@ -216,17 +220,24 @@ class NovaCompute(ocf.OcfAgent):
         return Ocf.SUCCESS
 
     def stop(self, ctx: ocf.OcfContext) -> int:
-        if ctx.problems and not ctx.state.exists("nova-compute.pid"):
+        broken = ctx.problems or self.static_problems(ctx.values)
+        if broken and not ctx.state.exists("nova-compute.pid"):
             # Broken configuration and no child of ours: nothing we could have started runs.
             ctx.state.remove(ACTIVE)
             return Ocf.SUCCESS
-        service = self.service(ctx) if not ctx.problems else ChildProcess([], ctx.state)
+        # with a broken configuration, the PID file alone is enough to stop our child
+        service = self.service(ctx) if not broken else ChildProcess([], ctx.state)
         service.stop(ctx.deadline)
         ctx.state.remove(ACTIVE)
         ctx.log.info("nova-compute stopped (instances left running)")
         return Ocf.SUCCESS
 
     def monitor(self, ctx: ocf.OcfContext) -> int:
+        problems = self.static_problems(ctx.values)
+        if problems:
+            if not self.recorded_active(ctx):
+                return Ocf.NOT_RUNNING
+            raise AgentError("invalid configuration: " + "; ".join(str(p) for p in problems), Ocf.ERR_CONFIGURED)
         service = self.service(ctx)
         if not service.running():
             if ctx.state.exists(ACTIVE) and not ctx.is_probe:

@@ -417,6 +417,17 @@ def test_service_mode_needs_all_three_commands(h: Harness) -> None:
     assert "service_stop_cmd" in h.stderr and "service_status_cmd" in h.stderr
 
 
+@pytest.mark.parametrize("params", [{"nova_compute_env": "DEBUG=1 NOEQUALS"},
+                                    {"service_start_cmd": "/bin/true", "nova_compute_command": ""}])
+def test_broken_configuration_is_a_clear_error_in_every_action(h: Harness, params: Dict[str, str]) -> None:
+    h.params.update(params)
+    assert h.run("validate-all") == int(ocf.Ocf.ERR_CONFIGURED)
+    assert h.run("monitor") == 7  # probe of a resource that never ran here
+    assert h.run("stop") == 0
+    assert h.run("start") == int(ocf.Ocf.ERR_CONFIGURED)
+    assert "internal error" not in h.stderr and ("nova_compute_env" in h.stderr or "service_stop_cmd" in h.stderr)
+
+
 def test_child_that_exits_at_once_fails_the_start(h: Harness) -> None:
     h.params["nova_compute_command"] = f"{sys.executable} -c 'raise SystemExit(3)'"
     assert h.run("start") == 1
