@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -627,19 +628,56 @@ class Cluster:
         setattr(n, attr, [h for h in getattr(n, attr) if h.name != hook.name] + [hook])
         self.layout.save()
 
+    @property
+    def nat_table(self) -> str:
+        return f"{self.layout.prefix}_rig"
+
+    def forward_host_ports(self, ports: Sequence[int]) -> None:
+        """Make root-namespace services bound to 127.0.0.1 reachable from every node at the
+        same 127.0.0.1 URLs (a loopback-only control plane and its catalog keep working).
+
+        In each node, connections to 127.0.0.1:<port> are DNATed to the bridge address and
+        masqueraded; on the host, connections arriving from the bridge at
+        <host_ip>:<port> are DNATed to 127.0.0.1 (``route_localnet`` on the bridge only).
+        nftables tables named ``<prefix>_rig``; down() removes the host one.
+        """
+        lay, table = self.layout, self.nat_table
+        plist = ", ".join(str(int(p)) for p in sorted(set(ports)))
+        host_rules = (
+            f"table ip {table} {{\n"
+            f"  chain pre {{ type nat hook prerouting priority dstnat; iifname \"{lay.bridge}\" "
+            f"ip daddr {lay.host_ip} tcp dport {{ {plist} }} dnat to 127.0.0.1; }}\n}}\n")
+        node_rules = (
+            f"table ip {table} {{\n"
+            f"  chain out {{ type nat hook output priority -100; ip daddr 127.0.0.1 "
+            f"tcp dport {{ {plist} }} dnat to {lay.host_ip}; }}\n"
+            f"  chain post {{ type nat hook postrouting priority srcnat; oifname \"eth0\" "
+            f"ip saddr 127.0.0.1 masquerade; }}\n}}\n")
+        Path(f"/proc/sys/net/ipv4/conf/{lay.bridge}/route_localnet").write_text("1\n")
+        _run(["nft", "delete", "table", "ip", table], check=False)
+        _run(["nft", "-f", "-"], input=host_rules)
+        for n in lay.nodes:
+            ns = lay.netns(n)
+            _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                  "net.ipv4.conf.eth0.route_localnet=1"])
+            _run(["ip", "netns", "exec", ns, "nft", "delete", "table", "ip", table], check=False)
+            _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=node_rules)
+
     def attach_openstack(self, os_rig: Any) -> List[str]:
         """Move the nova-compute of each compute host into the node of the same name.
 
-        ``os_rig`` is a ``tests.rig.openstack.cloud.OpenStackRig`` started with
-        ``COMPUTEHA_RIG_BIND=<layout.host_ip>`` (the bridge address), since a node cannot
-        reach the root namespace's 127.0.0.1. Afterwards BMC power-off kills that
-        nova-compute and tells the fake hypervisor its guests are gone; power-on marks the
-        host powered again and boots nova-compute inside the node. Returns the hosts moved.
+        ``os_rig`` is a ``tests.rig.openstack.cloud.OpenStackRig``, listening on 127.0.0.1
+        (its ports are then forwarded into the nodes, see forward_host_ports) or on the
+        bridge address. Afterwards BMC power-off kills that nova-compute and tells the fake
+        hypervisor its guests are gone; power-on marks the host powered again and boots
+        nova-compute inside the node. Returns the hosts moved.
         """
         bind = os_rig.settings.bind
-        if bind != self.layout.host_ip:
-            raise RigError(f"the OpenStack rig listens on {bind}: nodes reach only the bridge "
-                           f"address; start it with COMPUTEHA_RIG_BIND={self.layout.host_ip}")
+        if bind == "127.0.0.1":
+            self.forward_host_ports(list(os_rig.settings.ports.values()))
+        elif bind != self.layout.host_ip:
+            raise RigError(f"the OpenStack rig listens on {bind}: nodes reach 127.0.0.1 "
+                           f"(forwarded) or the bridge address {self.layout.host_ip} only")
         mine = {n.name for n in self.layout.computes}
         env = {"PYTHONPATH": str(REPO), "COMPUTEHA_RIG_DIR": str(os_rig.paths.root)}
         py = self.layout.python
@@ -732,6 +770,8 @@ class Cluster:
             _run(["ip", "netns", "del", ns], check=False)
         for n in lay.nodes:
             (lay.node_dir(n) / "anchor.pid").unlink(missing_ok=True)
+        if shutil.which("nft"):
+            _run(["nft", "delete", "table", "ip", f"{lay.prefix}_rig"], check=False)
         # netns deletion tears veths down asynchronously: delete our ends (and so the
         # pairs) explicitly, so that an immediate up() can reuse the names
         links = [lay.veth(n) for n in lay.nodes] + [lay.bmc_veth, lay.bridge]

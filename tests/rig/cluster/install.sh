@@ -10,7 +10,7 @@ repo=$(cd "$here/../../.." && pwd)
 rig=${CHA_CLUSTER_RIG_DIR:-$repo/.rig/cluster}
 
 pkgs=(pacemaker corosync pacemaker-cli-utils pcs crmsh resource-agents fence-agents
-      openipmi ipmitool iproute2 util-linux procps python3 python3-venv make)
+      openipmi ipmitool iproute2 util-linux procps python3 python3-venv make nftables)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
