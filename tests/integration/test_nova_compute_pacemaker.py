@@ -11,7 +11,6 @@ The contrast case shows why NovaCompute's stop must not fail: a failed stop
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
