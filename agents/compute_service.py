@@ -114,6 +114,7 @@ class ChildProcess:
         if not self.argv:
             raise AgentError("no nova-compute command configured", Ocf.ERR_CONFIGURED)
         kwargs = {}
+        env = dict(self.env)
         if self.user:
             try:
                 entry = pwd.getpwnam(self.user)
@@ -122,7 +123,9 @@ class ChildProcess:
             if entry.pw_uid != os.getuid():
                 kwargs = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=os.getgrouplist(
                     entry.pw_name, entry.pw_gid))
-        env = dict(self.env)
+                env.setdefault("HOME", entry.pw_dir)
+                if env.get("HOME") == os.path.expanduser("~"):  # the agent's own HOME is not the user's
+                    env["HOME"] = entry.pw_dir
         try:
             with open(self.output, "ab") as out:
                 proc = subprocess.Popen(list(self.argv), env=env, stdin=subprocess.DEVNULL, stdout=out,

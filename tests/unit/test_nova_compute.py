@@ -479,3 +479,27 @@ def test_metadata_and_a_level0_monitor_do_not_import_the_nova_client(tmp_path: P
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_child_runs_as_the_configured_user_with_its_home(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("switching users needs root")
+    import shutil
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    out_dir = Path(tempfile.mkdtemp(prefix="computeha-nc-user-"))
+    try:
+        os.chmod(out_dir, 0o777)
+        out = out_dir / "who"
+        script = f'id -u > {out}.tmp; echo "$HOME" >> {out}.tmp; mv {out}.tmp {out}; exec sleep 30'
+        child = ChildProcess(["/bin/sh", "-c", script], StateDir(str(tmp_path), "NovaCompute", "u"),
+                             env={"PATH": "/usr/bin:/bin", "HOME": os.path.expanduser("~")}, user="nobody")
+        child.start(Deadline(5))
+        try:
+            Deadline(10).poll(lambda: True if out.exists() else None, interval=0.05, what="the child's report")
+            uid, home = out.read_text().split()
+            assert (int(uid), home) == (nobody.pw_uid, nobody.pw_dir)
+        finally:
+            child.stop(Deadline(10))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
