@@ -14,6 +14,14 @@ What is scanned (and nothing is excluded beyond what is listed here):
 - texts handed in by tests (``check_text``): captured agent stdout/stderr, exit reasons,
   pytest's captured output and failure reports.
 
+One exemption, the OCF protocol itself: Pacemaker (and a test acting as Pacemaker) hands an OCF
+resource agent its parameters, passwords included, as OCF_RESKEY_* environment variables. In the
+environment of a process that is an OCF agent invocation (a program under a resource.d folder or
+named like one of our agents, last argument an OCF action, OCF_* set)
+whose parent is not one, the OCF_RESKEY_* variables are not scanned; the rest of its environment
+is. The same variables in the environment of anything the agent starts ARE hits: an agent must
+not hand its parameters on to its children.
+
 What is deliberately not scanned: configuration and credential files themselves (clouds.yaml,
 the rigs' nova.conf/keystone.conf/rabbitmq.conf, BMC ``password``/``lan.conf`` files, the
 cluster's CIB, password scripts): holding the secret is their purpose.
@@ -298,6 +306,32 @@ def _comm(pid: int) -> str:
     return (_read_proc(pid, "comm") or b"?").decode("utf-8", "replace").strip()
 
 
+OCF_ACTIONS = {"start", "stop", "monitor", "validate-all", "meta-data", "notify", "promote", "demote", "reload",
+               "reload-agent", "migrate_to", "migrate_from", "recover", "usage", "methods", "status"}
+
+
+def _split0(data: Optional[bytes]) -> List[bytes]:
+    return [x for x in (data or b"").split(b"\0") if x]
+
+
+OCF_AGENT_NAMES = {b"NovaEvacuate", b"NovaCompute", b"ComputehaSample"}
+
+
+def is_ocf_invocation(argv: Sequence[bytes], environ: Sequence[bytes]) -> bool:
+    """An OCF resource agent run: the program is an agent (under a resource.d folder, or one of
+    ours by name), its last argument an OCF action, and the OCF variables are set."""
+    if len(argv) < 2 or argv[-1].decode("utf-8", "replace") not in OCF_ACTIONS:
+        return False
+    if not any(b"/resource.d/" in arg or os.path.basename(arg) in OCF_AGENT_NAMES for arg in argv[:-1]):
+        return False
+    return any(item.startswith((b"OCF_ROOT=", b"OCF_RESOURCE_INSTANCE=", b"OCF_RA_VERSION_MAJOR="))
+               for item in environ)
+
+
+def strip_ocf_protocol(environ: List[bytes]) -> List[bytes]:
+    return [item for item in environ if not item.startswith(b"OCF_RESKEY_")]
+
+
 def is_log_file(path: Path, tmp: bool) -> bool:
     name = path.name.lower()
     if name.endswith(_LOG_SUFFIX) or any(_LOG_DIR.match(p) for p in path.parent.parts[-3:]):
@@ -335,6 +369,7 @@ class Scanner:
         self.dropped = 0
         self._argv_seen: Dict[Tuple[int, str], bytes] = {}
         self._kept_bytes = 0
+        self.ocf_exempt = 0  # OCF agent invocations whose OCF_RESKEY_* input was not scanned
         self._offsets: Dict[str, Tuple[int, int]] = {}  # path -> (inode, bytes already checked)
 
     # texts
@@ -345,7 +380,7 @@ class Scanner:
         with self._lock:
             self.texts_checked += 1
         if keep:
-            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            digest = hashlib.blake2b(data + b"\0" + where.encode(), digest_size=16).hexdigest()
             with self._lock:
                 if digest in self._texts:
                     return
@@ -382,9 +417,15 @@ class Scanner:
             self._argv_seen[key] = cmdline
             comm = _comm(pid)
             self.add(cmdline, f"argv of pid {pid} ({comm})")
-            environ = _read_proc(pid, "environ")
+            environ = _split0(_read_proc(pid, "environ"))
+            if is_ocf_invocation(_split0(cmdline), environ):
+                ppid = table[pid][0]
+                if not is_ocf_invocation(_split0(_read_proc(ppid, "cmdline")), _split0(_read_proc(ppid, "environ"))):
+                    environ = strip_ocf_protocol(environ)
+                    with self._lock:
+                        self.ocf_exempt += 1
             if environ:
-                self.add(environ, f"environment of pid {pid} ({comm})")
+                self.add(b"\0".join(environ), f"environment of pid {pid} ({comm})")
             with self._lock:
                 self.processes.add(key)
         if len(self._argv_seen) > 4 * MAX_SNAPSHOTS:
@@ -393,12 +434,17 @@ class Scanner:
 
     def record_child(self, argv: Sequence[object], env: Optional[Dict[object, object]], how: str) -> None:
         """A child the test process starts: its argv and the environment handed to it."""
-        prog = os.path.basename(str(argv[0])) if argv else "?"
-        self.add("\0".join(_s(a) for a in argv).encode("utf-8", "surrogateescape"), f"argv of child {prog} ({how})")
+        prog = os.path.basename(_s(argv[0])) if argv else "?"
+        args = [_s(a).encode("utf-8", "surrogateescape") for a in argv]
+        self.add(b"\0".join(args), f"argv of child {prog} ({how})")
         if env is None:
             env = dict(os.environ)
-        items = sorted(f"{_s(k)}={_s(v)}" for k, v in env.items())
-        self.add("\0".join(items).encode("utf-8", "surrogateescape"), f"environment handed to child {prog} ({how})")
+        items = sorted(f"{_s(k)}={_s(v)}".encode("utf-8", "surrogateescape") for k, v in env.items())
+        if is_ocf_invocation(args, items):  # this process acts as Pacemaker: the OCF protocol input
+            items = strip_ocf_protocol(items)
+            with self._lock:
+                self.ocf_exempt += 1
+        self.add(b"\0".join(items), f"environment handed to child {prog} ({how})")
         with self._lock:
             self.processes.add((-len(self.processes) - 1, prog))  # counted, not a real PID
 
@@ -438,7 +484,8 @@ class Scanner:
     def summary(self, hits: Optional[List[Hit]] = None) -> str:
         hits = self.hits() if hits is None else hits
         return (f"secret scan: {len(self.processes)} processes, {len(self.files)} files checked, "
-                f"{self.texts_checked} texts, {len(self.registry)} secrets, {len(hits)} hits")
+                f"{self.texts_checked} texts, {len(self.registry)} secrets, {len(hits)} hits "
+                f"({self.ocf_exempt} OCF agent runs: OCF_RESKEY_* input not scanned)")
 
 
 def _s(value: object) -> str:

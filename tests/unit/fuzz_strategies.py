@@ -12,7 +12,6 @@ the test's temporary folder (a fuzzed debug_file must not append to /etc/passwd)
 from __future__ import annotations
 
 import os
-import shlex
 import string
 from typing import Dict, List, Sequence, Tuple
 from urllib.parse import urlparse
@@ -142,25 +141,7 @@ def avoid_known_issues(name: str, value: str) -> str:
         # urlparse raises on a bad IPv6 bracket ("https://[::1") and nova_auth's check does not
         # catch it (test_auth_url_with_a_bad_ipv6_bracket_is_a_config_error)
         value = value.replace("[", "(").replace("]", ")")
-    if name == "nova_compute_env":
-        # NovaCompute monitor/stop raise ValueError on an item that is not KEY=VALUE
-        # (test_nova_compute_env_without_equals_is_a_config_error)
-        try:
-            items = shlex.split(value)
-        except ValueError:
-            return value  # the table's own check rejects it
-        value = " ".join(shlex.quote(i) for i in items if i.partition("=")[0] and "=" in i)
     return value
-
-
-def avoid_known_issue_combinations(env: Dict[str, str], tmp: str) -> None:
-    """Cross-parameter triggers of reported bugs (see avoid_known_issues)."""
-    if env.get("OCF_RESKEY_service_start_cmd", "").strip():
-        # NovaCompute monitor/stop run an empty service_status_cmd/service_stop_cmd: IndexError
-        # (test_service_mode_without_status_cmd_is_a_config_error)
-        for name in ("OCF_RESKEY_service_status_cmd", "OCF_RESKEY_service_stop_cmd"):
-            if not env.get(name, "").strip():
-                env[name] = os.path.join(tmp, "bin", "nova-compute")
 
 
 def _urlparse_raises(value: str) -> bool:
@@ -255,7 +236,6 @@ def ocf_case(data: bytes, agent, tmp: str) -> Tuple[List[str], Dict[str, str], b
         env["HA_LOGFILE"] = os.path.join(tmp, "ha.log")
     if src.flag(10):
         env["OCF_RESKEY_" + odd_text(src, max_len=10).replace("=", "")] = odd_text(src)
-    avoid_known_issue_combinations(env, tmp)
     forced = False
     if action == "start":
         victims = breakable(params)

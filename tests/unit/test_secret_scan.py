@@ -119,6 +119,43 @@ def test_record_child_checks_argv_and_the_environment_handed_over() -> None:
     assert wheres == ["argv of child ipmitool (subprocess)", "environment handed to child stonith_admin (subprocess)"]
 
 
+def test_ocf_protocol_input_of_an_agent_is_exempt_but_not_what_it_hands_on(tmp_path: Path) -> None:
+    """Pacemaker gives an OCF agent its password as OCF_RESKEY_password: not a leak. The agent's
+    own child inheriting it is one."""
+    secret = _planted()
+    scanner = secret_scan.Scanner(_registry(secret))
+    agent = tmp_path / "resource.d" / "test" / "Leaky"
+    agent.parent.mkdir(parents=True)
+    agent.write_text(f"#!{sys.executable}\nimport subprocess, sys\nsubprocess.Popen(['cat'], stdin=sys.stdin).wait()\n")
+    agent.chmod(0o755)
+    env = dict(os.environ, OCF_ROOT="/usr/lib/ocf", OCF_RESOURCE_INSTANCE="r1", OCF_RESKEY_password=secret)
+    proc = _child([str(agent), "monitor"], env=env)
+    try:
+        hits = _sample_until(scanner, proc, lambda hs: [h for h in hs if "(cat)" in h.where])
+        agent_hits = [h for h in scanner.hits() if f"pid {proc.pid} " in h.where]
+    finally:
+        _stop(proc)
+    assert hits, scanner.summary()  # the agent's child got the password in its environment
+    assert agent_hits == []  # the agent itself received it the OCF way
+    assert scanner.ocf_exempt >= 1
+
+
+def test_ocf_exemption_covers_only_the_ocf_reskey_variables() -> None:
+    secret = _planted()
+    scanner = secret_scan.Scanner(_registry(secret))
+    ocf_env = {"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "r1", "OCF_RESKEY_password": secret}
+    scanner.record_child(["/usr/lib/ocf/resource.d/computeha/NovaEvacuate", "start"], ocf_env, "subprocess")
+    assert scanner.hits() == []
+    scanner.record_child(["/usr/lib/ocf/resource.d/computeha/NovaEvacuate", "start"],
+                         dict(ocf_env, OS_PASSWORD=secret), "subprocess")
+    scanner.record_child(["systemctl", "stop", "nova"], ocf_env, "subprocess")  # not an OCF agent
+    scanner.record_child(["service", "nova-compute", "stop"], ocf_env, "subprocess")  # not one either
+    wheres = sorted(h.where for h in scanner.hits())
+    assert wheres == ["environment handed to child NovaEvacuate (subprocess)",
+                      "environment handed to child service (subprocess)",
+                      "environment handed to child systemctl (subprocess)"]
+
+
 def test_log_files_are_scanned_incrementally(tmp_path: Path) -> None:
     secret = _planted()
     scanner = secret_scan.Scanner(_registry(secret))
