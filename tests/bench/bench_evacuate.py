@@ -275,32 +275,39 @@ def main(argv: Optional[List[str]] = None) -> int:
             ids = prepare(rig, n)
             row[f"limit(c={c})"] = run_limit(rig, ids, c)
             row[f"limit(c={c})"]["counts"] = evac_counts(adapter(rig), ids)
-            say(f"N={n} limit(c={c}): {row[f'limit(c={c})']['seconds']:.1f}s")
+            say(f"N={n} limit(c={c}): {row[f'limit(c={c})']}")
         ids = prepare(rig, n)
         sub = tmp / f"ours-{n}"
         sub.mkdir()
         row["ours"] = run_ours(rig, ids, sub)
         row["ours"]["counts"] = evac_counts(adapter(rig), ids)
         row["ours"]["all_back"] = all_back(adapter(rig), ids)
-        say(f"N={n} ours: {row['ours']['seconds']:.1f}s, first call after {row['ours']['first_call']}")
+        say(f"N={n} ours: {row['ours']}")
         ids = prepare(rig, n)
         row["legacy"] = run_legacy(rig, ids)
         row["legacy"]["counts"] = evac_counts(adapter(rig), ids)
         say(f"N={n} legacy: {row['legacy']}")
         results["sizes"][n] = row
+        save(args.json, results)
     if args.proxy_n:
         limit = run_proxy_limit(rig, args.proxy_n, args.proxy_latency, args.proxy_concurrency)
         say(f"proxy limit: {limit:.1f}s")
         results["proxy"] = run_proxy(rig, args.proxy_n, args.proxy_latency, args.proxy_concurrency, tmp)
         results["proxy"]["limit_seconds"] = limit
+        save(args.json, results)
         say(f"proxy: {results['proxy']}")
     rig.restore_computes()
     results["load_avg_end"] = os.getloadavg()
     print_table(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    save(args.json, results)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def save(path: str, results: dict) -> None:
+    """Partial results survive an interrupted run."""
+    if path:
+        Path(path).write_text(json.dumps(results, indent=1, default=str))
 
 
 def print_table(results: dict) -> None:
