@@ -43,7 +43,7 @@ class Agent:
         lines = [f"auth_url={c['auth_url']}", f"login={c['username']}", f"passwd={c['password']}",
                  f"tenant_name={c['project_name']}", "user-domain=Default", "project-domain=Default",
                  f"region_name={c['region_name']}", f"endpoint_type={c['interface']}URL", "record_only=1",
-                 "no_shared_storage=0", "insecure=0"]
+                 "no_shared_storage=0", "insecure=0", f"token_cache={self.attrs_file.parent / 'tokens'}"]
         lines += [f"{k}={v}" for k, v in extra.items()]
         return lines
 
