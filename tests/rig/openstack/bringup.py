@@ -119,6 +119,7 @@ def bring_up(paths: RigPaths, settings: RigSettings, say: Callable[[str], None] 
     log("configuration written to %s" % paths.etc)
 
     _spawn(paths, "epmd", commands.epmd_command(paths, settings))
+    procs.wait_until(lambda: procs.port_open(settings.bind, settings.ports["epmd"]), 30, "epmd")
     _spawn(paths, "rabbitmq", commands.rabbitmq_command(paths, settings))
     _start_mariadb(paths, settings, sec)
     log("mariadb up, rabbitmq starting")

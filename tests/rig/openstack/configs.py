@@ -178,7 +178,8 @@ def render_all(paths: RigPaths, settings: RigSettings, sec: Secrets) -> None:
     ]))
     _write(paths.rabbit / "enabled_plugins", "[].\n")
     _write(paths.rabbit / "rabbitmq-env.conf", "")
-    _write(paths.rabbit / "erl_args", "-kernel inet_dist_use_interface %s\n" % ip_tuple)
+    # Never let Erlang start its own epmd daemon: it would escape our process groups.
+    _write(paths.rabbit / "erl_args", "-kernel inet_dist_use_interface %s -start_epmd false\n" % ip_tuple)
 
     write_clouds_yaml(paths, settings, sec.admin)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -144,6 +145,12 @@ def http_status(url: str, timeout: float = 5.0) -> Optional[int]:
         return exc.code
     except (OSError, ValueError):
         return None
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.25):
