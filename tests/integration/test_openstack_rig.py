@@ -110,3 +110,21 @@ def test_power_loss_loses_guests_and_blocks_nova_compute(openstack_cloud):
     assert rig.compute_running(host)
     assert rig.guests(host) == {}
     rig.wait_service_state(host, "up", timeout=60)
+
+
+def test_zombie_query_counts_only_running_guests_on_powered_hosts(tmp_path):
+    """The record format the driver writes and the query reads (no rig needed)."""
+    from tests.rig.openstack.driver import rig_guest_records as records
+
+    records.write_guests(tmp_path, "a", {"u1": {"running": True}, "u2": {"running": False}})
+    records.write_guests(tmp_path, "b", {"u1": {"running": True}, "u3": {"running": True}})
+    records.write_guests(tmp_path, "c", {"u3": {"running": True}})
+    assert records.running_guests(tmp_path, ["a", "b", "c"]) == {"u1": {"a", "b"}, "u3": {"b", "c"}}
+
+    records.set_power(tmp_path, "c", records.POWER_OFF)
+    assert records.running_guests(tmp_path, ["a", "b", "c"]) == {"u1": {"a", "b"}, "u3": {"b"}}
+    records.wipe_guests(tmp_path, "a")
+    assert records.read_guests(tmp_path, "a") == {}
+    assert records.running_guests(tmp_path, ["a", "b", "c"]) == {"u1": {"b"}, "u3": {"b"}}
+    with pytest.raises(ValueError):
+        records.set_power(tmp_path, "a", "maybe")
