@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import threading
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from tests.rig.openstack import bootstrap, commands, procs
 from tests.rig.openstack.config import RigPaths, RigSettings, compute_hosts, save_settings
@@ -97,7 +97,8 @@ def _start_mariadb(paths: RigPaths, settings: RigSettings, sec: Secrets) -> None
          stdin_data="\n".join(sql).encode())
 
 
-def bring_up(paths: RigPaths, settings: RigSettings, say: Callable[[str], None] = print) -> None:
+def bring_up(paths: RigPaths, settings: RigSettings, say: Callable[[str], None] = print,
+             compute_command: Optional[Callable[[str], commands.Command]] = None) -> None:
     log = _Clock(say)
     wipe(paths)
     for d in (paths.logs, paths.run, paths.guests, paths.power):
@@ -175,7 +176,8 @@ def bring_up(paths: RigPaths, settings: RigSettings, say: Callable[[str], None] 
     _spawn(paths, "nova-conductor", commands.nova_service_command(paths, "nova-conductor"))
     _spawn(paths, "nova-scheduler", commands.nova_service_command(paths, "nova-scheduler"))
     for h in hosts:
-        _spawn(paths, "nova-compute-%s" % h, commands.compute_command(paths, h))
+        cmd = compute_command(h) if compute_command else commands.compute_command(paths, h)
+        _spawn(paths, "nova-compute-%s" % h, cmd)
     for svc in ("placement", "glance", "nova-api", "neutron"):
         procs.wait_http(url(settings, svc, "/"), 120)
     log("placement, glance, fake neutron, nova-api up")

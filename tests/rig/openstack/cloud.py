@@ -43,6 +43,9 @@ class OpenStackRig:
         self.paths = paths or RigPaths.from_env()
         self.settings = load_settings(self.paths)
         self._session = None
+        # Hook for the cluster rig: (host, default command) -> command to run, e.g. wrapped
+        # in ``ip netns exec <ns>`` with an extra --config-file for the namespace's my_ip.
+        self.compute_launcher: Optional[Callable[[str, commands.Command], commands.Command]] = None
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -86,7 +89,7 @@ class OpenStackRig:
         self.settings = RigSettings.from_env()
         self._check_ports_free()
         self._session = None
-        bringup.bring_up(self.paths, self.settings, say=say)
+        bringup.bring_up(self.paths, self.settings, say=say, compute_command=self.compute_command)
         return True
 
     def down(self, say: Callable[[str], None] = print) -> None:
@@ -147,7 +150,9 @@ class OpenStackRig:
 
     # -- computes and power ------------------------------------------------------
     def compute_command(self, host: str) -> commands.Command:
-        return commands.compute_command(self.paths, host)
+        """argv + env that start nova-compute of `host` (after the compute_launcher hook)."""
+        cmd = commands.compute_command(self.paths, host)
+        return self.compute_launcher(host, cmd) if self.compute_launcher else cmd
 
     def compute_running(self, host: str) -> bool:
         return procs.alive("nova-compute-%s" % host, self.paths.run)
