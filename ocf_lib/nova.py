@@ -124,6 +124,10 @@ class Nova(Protocol):
 
     def set_enabled(self, service: Service, enabled: bool, reason: str = "") -> Service: ...
 
+    def force_down_and_disable(self, service: Service, reason: str) -> Service:
+        """forced_down=true and disabled with reason: one PUT at 2.53+ (both saved together,
+        so Nova does not try to reach the dead compute); force-down then disable before."""
+
     def servers_on_host(self, host: str) -> List[Server]:
         """Every server whose OS-EXT-SRV-ATTR:host is `host`, all projects, flavor extra specs embedded."""
 
