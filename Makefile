@@ -59,7 +59,8 @@ test-contract: system venv
 	$(VPY) -m pytest tests/contract $(PYTEST_ARGS)
 
 bench: setup
-	$(VPY) -m tests.bench.run_all
+	bash tests/bench/setup_fence_compute_reference.sh
+	$(VPY) -m tests.bench.run_all $(BENCH)
 
 rig-up: setup
 	bash tests/rig/openstack/up.sh
