@@ -158,7 +158,7 @@ def _serve(env, state: StateDir, log: logging.Logger, records_factory, progress_
     records = records_factory(runner) if records_factory else CibRecords(runner)
     progress = progress_factory(runner) if progress_factory else AttrdAttributes(runner)
     engine = Engine(nova, records, Settings.from_values(values), ProgressStore(state), log, local_node(env),
-                    progress=progress)
+                    progress=progress, warm=True)
 
     def on_signal(signum, _frame):
         engine.stop.set()

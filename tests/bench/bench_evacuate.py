@@ -259,6 +259,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[50, 100])
     parser.add_argument("--limit-c", type=int, nargs="*", default=[4, 8])
+    parser.add_argument("--order", nargs="*", default=["limit", "ours", "legacy"], choices=["limit", "ours", "legacy"])
     parser.add_argument("--proxy-n", type=int, default=200, help="0 skips the proxy run")
     parser.add_argument("--proxy-latency", type=float, default=0.2)
     parser.add_argument("--proxy-concurrency", type=int, default=8, help="nova-api on the rig runs 8 threads")
@@ -271,22 +272,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     results: dict = {"sizes": {}, "load_avg_start": os.getloadavg()}
     for n in args.sizes:
         row: dict = {}
-        for c in args.limit_c:
-            ids = prepare(rig, n)
-            row[f"limit(c={c})"] = run_limit(rig, ids, c)
-            row[f"limit(c={c})"]["counts"] = evac_counts(adapter(rig), ids)
-            say(f"N={n} limit(c={c}): {row[f'limit(c={c})']}")
-        ids = prepare(rig, n)
-        sub = tmp / f"ours-{n}"
-        sub.mkdir()
-        row["ours"] = run_ours(rig, ids, sub)
-        row["ours"]["counts"] = evac_counts(adapter(rig), ids)
-        row["ours"]["all_back"] = all_back(adapter(rig), ids)
-        say(f"N={n} ours: {row['ours']}")
-        ids = prepare(rig, n)
-        row["legacy"] = run_legacy(rig, ids)
-        row["legacy"]["counts"] = evac_counts(adapter(rig), ids)
-        say(f"N={n} legacy: {row['legacy']}")
+        for name in args.order:  # the order can be rotated: the rig's load drifts during a run
+            if name == "limit":
+                for c in args.limit_c:
+                    ids = prepare(rig, n)
+                    row[f"limit(c={c})"] = run_limit(rig, ids, c)
+                    row[f"limit(c={c})"]["counts"] = evac_counts(adapter(rig), ids)
+                    row[f"limit(c={c})"]["load"] = os.getloadavg()[0]
+                    say(f"N={n} limit(c={c}): {row[f'limit(c={c})']}")
+            elif name == "ours":
+                ids = prepare(rig, n)
+                sub = tmp / f"ours-{n}"
+                sub.mkdir()
+                row["ours"] = run_ours(rig, ids, sub)
+                row["ours"]["counts"] = evac_counts(adapter(rig), ids)
+                row["ours"]["all_back"] = all_back(adapter(rig), ids)
+                row["ours"]["load"] = os.getloadavg()[0]
+                say(f"N={n} ours: {row['ours']}")
+            elif name == "legacy":
+                ids = prepare(rig, n)
+                row["legacy"] = run_legacy(rig, ids)
+                row["legacy"]["counts"] = evac_counts(adapter(rig), ids)
+                row["legacy"]["load"] = os.getloadavg()[0]
+                say(f"N={n} legacy: {row['legacy']}")
         results["sizes"][n] = row
         save(args.json, results)
     if args.proxy_n:
@@ -326,6 +334,8 @@ def print_table(results: dict) -> None:
                 notes.append(f"worker RSS idle {v['idle_rss_kb'] / 1024:.0f} MiB, peak {v['peak_rss_kb'] / 1024:.0f} MiB")
             if v.get("accepted") is not None:
                 notes.append(f"all accepted after {v['accepted']:.1f}s")
+            if v.get("load") is not None:
+                notes.append(f"load {v['load']:.1f}")
             if v.get("counts"):
                 notes.append(f"evacuations per instance {v['counts']}")
             if v.get("note"):
