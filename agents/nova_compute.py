@@ -17,10 +17,11 @@ from computeha.ocf_lib import ocf
 from computeha.ocf_lib.attrs import CibAttributes, NodeAttributes
 from computeha.ocf_lib.exitcodes import AgentError, Ocf
 from computeha.ocf_lib.params import ActionSpec, AgentInfo, Kind, Param, ParamTable, Problem, Values
+from computeha.ocf_lib.runner import Runner
 
 from . import nova_host
 from .compute_service import ChildProcess, ComputeService, ManagedService, child_env
-from .nova_compute_params import CREDENTIALS, nova_factory
+from .nova_compute_params import CREDENTIALS, child_runner, nova_factory
 
 ACTIVE = "active"  # state file: this node started nova-compute through the agent
 
@@ -116,15 +117,19 @@ class NovaCompute(ocf.OcfAgent):
                  attrs: Optional[Callable[[ocf.OcfContext], NodeAttributes]] = None,
                  hostname: Optional[str] = None) -> None:
         self._nova_factory = nova or nova_factory
-        self._attrs_factory = attrs or (lambda ctx: CibAttributes(ctx.runner))
+        self._attrs_factory = attrs or (lambda ctx: CibAttributes(self.runner(ctx)))
         self._hostname = hostname
 
     # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def runner(ctx: ocf.OcfContext) -> Runner:
+        return child_runner(ctx)
+
     def service(self, ctx: ocf.OcfContext) -> ComputeService:
         v = ctx.values
         if v.service_start_cmd:
             return ManagedService(split(v.service_start_cmd), split(v.service_stop_cmd),
-                                  split(v.service_status_cmd), ctx.runner)
+                                  split(v.service_status_cmd), self.runner(ctx))
         return ChildProcess(split(v.nova_compute_command), ctx.state, env=child_env(ctx.env, split(v.nova_compute_env)),
                             user=v.user, output=v.output_file, term_grace=float(v.stop_grace))
 
@@ -141,8 +146,8 @@ class NovaCompute(ocf.OcfAgent):
         """The Pacemaker node name the cluster record is kept on."""
         if ctx.node:
             return ctx.node
-        result = ctx.runner.run(["crm_node", "-n"], timeout=ctx.deadline.cap(10)) \
-            if ctx.runner.which("crm_node") else None
+        runner = self.runner(ctx)
+        result = runner.run(["crm_node", "-n"], timeout=ctx.deadline.cap(10)) if runner.which("crm_node") else None
         if result is not None and result.ok and result.stdout.strip():
             return result.stdout.strip()
         import socket
@@ -174,7 +179,7 @@ class NovaCompute(ocf.OcfAgent):
             return problems
         v = ctx.values
         program = split(v.service_start_cmd or v.nova_compute_command)[0]
-        if not ctx.runner.which(program):
+        if not self.runner(ctx).which(program):
             problems.append(Problem("service_start_cmd" if v.service_start_cmd else "nova_compute_command",
                                     f"{program} is not installed or not executable on this node", Ocf.ERR_INSTALLED))
         if v.user and not v.service_start_cmd:

@@ -13,16 +13,23 @@ from typing import Any
 from computeha.ocf_lib import log as ocflog
 from computeha.ocf_lib.exitcodes import AgentError, ConfigError, Ocf
 from computeha.ocf_lib.nova_auth import AUTH_PARAMS, AuthConfig, AuthConfigError, secrets_of
-from computeha.ocf_lib.runner import RunError
+from computeha.ocf_lib.runner import RunError, Runner
 
 CREDENTIALS = AUTH_PARAMS
+
+
+def child_runner(ctx: Any) -> Runner:
+    """The runner for every program the agent starts: without OCF_RESKEY_* (the password is one of them)."""
+    if "runner" not in ctx.extra:
+        ctx.extra["runner"] = Runner({k: v for k, v in ctx.env.items() if not k.startswith("OCF_RESKEY_")})
+    return ctx.extra["runner"]
 
 
 def _password_from_script(ctx: Any) -> str:
     """password_script: run it (list argv, no shell); its first output line is the password."""
     try:
         argv = shlex.split(ctx.values.password_script)
-        result = ctx.runner.run(argv, timeout=ctx.deadline.cap(30))
+        result = child_runner(ctx).run(argv, timeout=ctx.deadline.cap(30))
     except (ValueError, RunError) as err:
         raise ConfigError(f"password_script: {err}") from None
     if not result.ok:

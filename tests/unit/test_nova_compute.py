@@ -503,3 +503,17 @@ def test_child_runs_as_the_configured_user_with_its_home(tmp_path: Path) -> None
             child.stop(Deadline(10))
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def test_programs_the_agent_runs_do_not_inherit_ocf_parameters(h: Harness, tmp_path: Path) -> None:
+    """Service commands (and crm_node/crm_attribute, password_script) get no OCF_RESKEY_*: password is one."""
+    dump = tmp_path / "status.env"
+    status = tmp_path / "status.sh"
+    status.write_text(f"#!/bin/sh\nenv > {dump}\nexit 3\n")
+    status.chmod(0o755)
+    h.params.update(service_start_cmd=str(status), service_stop_cmd=str(status), service_status_cmd=str(status),
+                    password="s3cret-never-inherited")
+    assert h.run("monitor") == 7
+    text = dump.read_text()
+    assert "s3cret-never-inherited" not in text and "OCF_RESKEY_" not in text
+    assert "PATH=" in text  # the environment is filtered, not emptied
