@@ -125,8 +125,14 @@ def bring_up(paths: RigPaths, settings: RigSettings, say: Callable[[str], None] 
     _start_mariadb(paths, settings, sec)
     log("mariadb up, rabbitmq starting")
 
-    join_keystone = _in_background(lambda: _run(paths, commands.manage_command(paths, "keystone-manage", "db_sync"),
-                                                "sync-keystone.out"))
+    km = lambda *a: commands.manage_command(paths, "keystone-manage", *a)  # noqa: E731
+    join_keystone = _in_background(lambda: _run(paths, km("db_sync"), "sync-keystone.out"))
+
+    def keystone_keys():  # key repositories only: no database needed, so alongside the sync
+        _run(paths, km("fernet_setup", "--keystone-user", "root", "--keystone-group", "root"), "keystone-fernet.out")
+        _run(paths, km("credential_setup", "--keystone-user", "root", "--keystone-group", "root"),
+             "keystone-credential.out")
+    join_keys = _in_background(keystone_keys)
 
     def placement_glance():
         _run(paths, commands.manage_command(paths, "placement-manage", "db", "sync"), "sync-placement.out")
@@ -145,9 +151,7 @@ def bring_up(paths: RigPaths, settings: RigSettings, say: Callable[[str], None] 
 
     join_keystone()
     log("keystone db synced")
-    km = lambda *a: commands.manage_command(paths, "keystone-manage", *a)  # noqa: E731
-    _run(paths, km("fernet_setup", "--keystone-user", "root", "--keystone-group", "root"), "keystone-setup.out")
-    _run(paths, km("credential_setup", "--keystone-user", "root", "--keystone-group", "root"), "keystone-setup.out")
+    join_keys()
     ks = url(settings, "keystone", "/v3/")
     _run(paths, km("bootstrap", "--bootstrap-username", "admin", "--bootstrap-project-name", "admin",
                    "--bootstrap-role-name", "admin", "--bootstrap-service-name", "keystone",
