@@ -57,9 +57,12 @@ class FenceEvent:
 class NodeStatus:
     name: str
     type: str  # "member" or "remote"
+    # crm_mon's "online" AND the CIB node_state's in_ccm: while a remote connection with
+    # reconnect_interval retries a dead node, crm_mon alone reports it online
     online: bool
     unclean: bool
     expected_up: bool
+    crm_mon_online: bool
 
 
 def _run(argv: Sequence[str], *, timeout: float = 60.0, check: bool = True,
@@ -257,6 +260,9 @@ class Cluster:
         lay.save()
         for n in lay.nodes:
             d = lay.node_dir(n)
+            if (d / "log").exists():  # a fresh rig starts with fresh logs; keep one previous
+                shutil.rmtree(d / "log.prev", ignore_errors=True)
+                os.replace(d / "log", d / "log.prev")
             for sub in ("etc-corosync", "etc-pacemaker", "var-lib-corosync", "var-log-pacemaker",
                         "run", "log", "pids", "bmc/state", "var-lib-pacemaker/cib",
                         "var-lib-pacemaker/pengine", "var-lib-pacemaker/blackbox",
@@ -511,14 +517,20 @@ class Cluster:
         return ET.fromstring(out)
 
     def nodes(self, on: Optional[str] = None) -> Dict[str, NodeStatus]:
+        on = on or self.controller()
+        status = ET.fromstring(self.x(on, ["cibadmin", "--query", "--scope", "status"]).stdout)
+        in_ccm = {e.get("uname"): e.get("in_ccm") == "true" for e in status.iter("node_state")}
         res = {}
         for e in self.crm_mon(on).iter("node"):
             if e.get("type") is None:
                 continue  # resource location sub-elements also use <node>
-            res[e.get("name", "")] = NodeStatus(
-                name=e.get("name", ""), type=e.get("type", ""),
-                online=e.get("online") == "true", unclean=e.get("unclean") == "true",
-                expected_up=e.get("expected_up") == "true")
+            name = e.get("name", "")
+            mon_online = e.get("online") == "true"
+            res[name] = NodeStatus(
+                name=name, type=e.get("type", ""),
+                online=mon_online and in_ccm.get(name, False),
+                unclean=e.get("unclean") == "true",
+                expected_up=e.get("expected_up") == "true", crm_mon_online=mon_online)
         return res
 
     def resources_on(self, node: str, on: Optional[str] = None) -> List[str]:
@@ -576,7 +588,8 @@ class Cluster:
         """Wait for a successful fencing of ``node`` beyond the ``already`` known ones."""
         def ok() -> Optional[FenceEvent]:
             done = self.successful_fences(node)
-            return done[-1] if len(done) > already else None
+            # stonith_admin lists the newest first; do not rely on the order
+            return max(done, key=lambda e: e.completed) if len(done) > already else None
 
         return wait_for(f"{node} fenced", ok, timeout, interval=0.5)
 
@@ -663,7 +676,7 @@ class Cluster:
             _run(["ip", "netns", "exec", ns, "nft", "delete", "table", "ip", table], check=False)
             _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=node_rules)
 
-    def attach_openstack(self, os_rig: Any) -> List[str]:
+    def attach_openstack(self, os_rig: Any, hosts: Optional[Sequence[str]] = None) -> List[str]:
         """Move the nova-compute of each compute host into the node of the same name.
 
         ``os_rig`` is a ``tests.rig.openstack.cloud.OpenStackRig``, listening on 127.0.0.1
@@ -683,7 +696,7 @@ class Cluster:
         py = self.layout.python
         moved = []
         for host in os_rig.compute_hosts:
-            if host not in mine:
+            if host not in mine or (hosts is not None and host not in hosts):
                 continue
             os_rig.kill_compute(host)  # its root-namespace instance, if any
             cmd = os_rig.compute_command(host)
@@ -699,19 +712,73 @@ class Cluster:
             moved.append(host)
         return moved
 
+    def detach_openstack(self, os_rig: Any, hosts: Sequence[str]) -> None:
+        """Undo attach_openstack for ``hosts``: their nova-compute runs in the root
+        namespace again (started by the OpenStack rig), no longer inside the node."""
+        for host in hosts:
+            self.remove_service(host, "nova-compute")
+            n = self.node(host)
+            n.power_off_hooks = [h for h in n.power_off_hooks if h.name != "openstack-power-off"]
+            n.power_on_hooks = [h for h in n.power_on_hooks if h.name != "openstack-power-on"]
+            self.layout.save()
+            self.stop_service(host, "nova-compute")
+            if os_rig.power_state(host) != "on":
+                os_rig.power_on(host, start_compute=False)
+            os_rig.start_compute(host)
+
+    def service_pid(self, node: str, name: str) -> Optional[int]:
+        """PID of a running boot service of ``node`` (None when not running)."""
+        pidfile = self.layout.node_dir(self.node(node)) / "pids" / f"{name}.pid"
+        try:
+            pid = int(pidfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid in self.node_pids(node) else None
+
+    def stop_service(self, node: str, name: str, timeout: float = 30.0) -> None:
+        """SIGKILL a boot service's process group (it was started in its own session)."""
+        pid = self.service_pid(node, name)
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, 9)
+        except ProcessLookupError:
+            return
+        wait_for(f"{name} on {node} gone", lambda: self.service_pid(node, name) is None,
+                 timeout, interval=0.1)
+        (self.layout.node_dir(self.node(node)) / "pids" / f"{name}.pid").unlink(missing_ok=True)
+
     def remove_service(self, node: str, name: str) -> None:
         """Forget a boot service; a running instance stays until the node loses power."""
         n = self.node(node)
         n.services = [s for s in n.services if s.name != name]
         self.layout.save()
 
-    def fence_log(self, event: FenceEvent) -> List[str]:
-        """The delegate fencer's log lines for a fence operation (which device, which rc)."""
-        log = self.layout.node_dir(self.node(event.delegate)) / "log" / "pacemaker.log"
-        needle = f"'{event.action}'"
-        return [line for line in log.read_text(errors="replace").splitlines()
-                if "pacemaker-fenced" in line and needle in line
-                and f"targeting {event.target} using" in line]
+    def fence_log(self, event: FenceEvent, window_s: float = 300.0) -> List[str]:
+        """Fencer log lines (all controllers) about ``event``: which device ran, its result.
+
+        Only lines from the ``window_s`` seconds before the event completed count, so that
+        an earlier fencing of the same node cannot stand in for this one.
+        """
+        import datetime as dt
+
+        done = dt.datetime.strptime(event.completed.rstrip("Z"), "%Y-%m-%d %H:%M:%S")
+        lines = []
+        for n in self.layout.controllers:
+            log = self.layout.node_dir(n) / "log" / "pacemaker.log"
+            if not log.exists():
+                continue
+            for line in log.read_text(errors="replace").splitlines():
+                if ("pacemaker-fenced" not in line or f"'{event.action}'" not in line
+                        or f"targeting {event.target} using" not in line):
+                    continue
+                try:  # "Nov 21 02:25:07.626 node ..." (no year: take the event's)
+                    when = dt.datetime.strptime(f"{done.year} {line[:15]}", "%Y %b %d %H:%M:%S")
+                except ValueError:
+                    continue
+                if done - dt.timedelta(seconds=window_s) <= when <= done + dt.timedelta(seconds=2):
+                    lines.append(line)
+        return lines
 
     def resource_agent(self, rsc: str) -> str:
         """``class:provider:type`` of a resource as crm_mon reports it."""

@@ -167,6 +167,7 @@ def boot(layout: Layout, node: Node) -> None:
     """Start the node's stack: what its init system would do at power-on."""
     d = layout.node_dir(node)
     (d / "pids").mkdir(exist_ok=True)
+    run_hooks(layout, node, node.power_on_hooks)  # "the hardware is powered" comes first
     prepare_run_dir(layout, node)
     subprocess.run(["ip", "-n", layout.netns(node), "link", "set", "eth0", "up"],
                    check=True, timeout=10)
@@ -178,7 +179,6 @@ def boot(layout: Layout, node: Node) -> None:
         _spawn(layout, node, "pacemakerd", ["pacemakerd"], pcmk_env)
     else:
         _spawn(layout, node, "pacemaker-remoted", [str(layout.remoted)], pcmk_env)
-    run_hooks(layout, node, node.power_on_hooks)
     for svc in node.services:
         start_service(layout, node, svc)
 
