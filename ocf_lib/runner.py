@@ -35,7 +35,9 @@ class Runner:
     """Runs programs; `env` is the base environment handed to every child."""
 
     def __init__(self, env: Optional[Mapping[str, str]] = None) -> None:
-        base = dict(os.environ if env is None else env)
+        # Children never inherit the agent's instance parameters: OCF_RESKEY_password
+        # and its kin would otherwise sit in every child's /proc/<pid>/environ.
+        base = {k: v for k, v in (os.environ if env is None else env).items() if not k.startswith("OCF_RESKEY_")}
         base["LC_ALL"] = "C"
         base.pop("LANG", None)
         base.pop("LANGUAGE", None)

@@ -100,3 +100,15 @@ def test_poll_is_bounded_and_returns_the_first_result() -> None:
     with pytest.raises(DeadlineExceeded) as err:
         deadline.poll(lambda: None, what="the moon")
     assert "the moon" in str(err.value) and now[0] >= 3
+
+
+def test_children_do_not_inherit_instance_parameters(tmp_path: Path) -> None:
+    from computeha.ocf_lib.runner import Runner
+    runner = Runner({"PATH": "/usr/bin:/bin", "OCF_RESKEY_password": "leak-me-not", "OCF_ROOT": "/usr/lib/ocf",
+                     "LANG": "de_DE.UTF-8"})
+    result = runner.run(["env"], timeout=10)
+    assert result.ok
+    assert "leak-me-not" not in result.stdout and "OCF_RESKEY_" not in result.stdout
+    assert "OCF_ROOT=/usr/lib/ocf" in result.stdout and "LC_ALL=C" in result.stdout and "LANG=" not in result.stdout
+    with pytest.raises(TypeError):
+        runner.run("env", timeout=10)  # a shell string is refused
