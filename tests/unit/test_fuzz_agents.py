@@ -128,9 +128,8 @@ def _is_ip(text: str) -> bool:
 
 class SandboxRunner(Runner):
     """The agents' Runner, refusing every program before it starts (as on a node without it).
-    Refusing here rather than in the audit hook means no child is even attempted, so the
-    session's secret scan does not see the environment a real run would hand over (that is
-    checked for real by test_agent_children_do_not_inherit_secret_parameters)."""
+    (What a real run hands its children is checked by
+    test_agent_children_do_not_inherit_secret_parameters.)"""
 
     def run(self, argv, timeout, stdin=None, extra_env=None):  # type: ignore[override]
         _Sandbox.refused["program"] += 1
@@ -241,12 +240,14 @@ def check_fence(agent: fence.FenceAgent, inp: fence.FenceInput, forced: bool, co
         assert code == 0 and etree.fromstring(out.encode()).tag == "resource-agent"
 
 
-def _run_fence(agent: fence.FenceAgent, argv: List[str], stdin: io.TextIOBase):
+def _run_fence(agent: fence.FenceAgent, argv: List[str], stdin: io.TextIOBase, fenced: bool = False):
+    """One in-process run; fenced=True runs it as pacemaker-fenced does (PCMK_service set)."""
+    env = {"PATH": "/nonexistent", **({"PCMK_service": "pacemaker-fenced"} if fenced else {})}
     ocflog._secrets.clear()
     out, err, stray = io.StringIO(), io.StringIO(), io.StringIO()
     # whatever bypasses the given streams (logging's own error reports, print) lands in stray
     with sandbox(), redirect_stdout(stray), redirect_stderr(stray):
-        code = fence.run(agent, argv, {"PATH": "/nonexistent"}, stdin, out, err, runner_factory=SandboxRunner)
+        code = fence.run(agent, argv, env, stdin, out, err, runner_factory=SandboxRunner)
     return code, out.getvalue(), err.getvalue() + stray.getvalue()
 
 
@@ -265,7 +266,8 @@ def test_fence_stdin(agent: fence.FenceAgent, fuzz_dir: Path) -> None:
     def one(data: bytes) -> None:
         text, forced, as_bytes = fz.fence_stdin_case(data, agent, tmp)
         COUNTS["stdin"] += 1
-        code, out, err = _run_fence(agent, [agent.name], as_process_stdin(text) if as_bytes else io.StringIO(text))
+        code, out, err = _run_fence(agent, [agent.name], as_process_stdin(text) if as_bytes else io.StringIO(text),
+                                    fenced=len(data) % 2 == 1)
         inp = fence.parse_stdin(text, agent.full_table())
         check_fence(agent, inp, forced, code, out, err)
 
@@ -282,7 +284,8 @@ def test_fence_argv(agent: fence.FenceAgent, fuzz_dir: Path) -> None:
     def one(data: bytes) -> None:
         argv, forced = fz.fence_argv_case(data, agent, tmp)
         COUNTS["argv"] += 1
-        code, out, err = _run_fence(agent, argv, io.StringIO("action=off\n"))  # stdin ignored with arguments
+        # stdin is ignored when there are arguments
+        code, out, err = _run_fence(agent, argv, io.StringIO("action=off\n"), fenced=len(data) % 2 == 1)
         inp = fence.parse_argv(argv[1:], agent.full_table())
         check_fence(agent, inp, forced, code, out, err)
 
@@ -390,11 +393,9 @@ def test_fence_ipmi_password_that_is_not_utf8_is_a_config_error() -> None:
     assert code in (0, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="ocf.run builds the agent's Runner from the whole OCF environment, so every "
-                                       "program an OCF agent runs (service commands, crm_attribute, password_script) "
-                                       "inherits OCF_RESKEY_password & co (reported to the lead: drop OCF_RESKEY_* "
-                                       "of secret parameters, or all OCF_RESKEY_*, from the children's environment)")
 def test_agent_children_do_not_inherit_secret_parameters(tmp_path: Path) -> None:
+    """Found by the secret scan during fuzzing: programs an OCF agent ran inherited
+    OCF_RESKEY_password (fixed in the Runner)."""
     agents = [a for a in OCF_AGENTS if a.info.name == "NovaCompute"]
     if not agents:
         pytest.skip("NovaCompute is not in this checkout")
