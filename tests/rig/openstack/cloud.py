@@ -110,7 +110,7 @@ class OpenStackRig:
             if procs.stop(name, self.paths.run):
                 stopped.append(name)
         self._session = None
-        say("stopped: %s" % (", ".join(stopped) or "nothing was running"))
+        say("stopped: %s (logs kept in %s)" % (", ".join(stopped) or "nothing was running", self.paths.logs))
 
     def memory_mib(self) -> Dict[str, int]:
         """PSS per running rig service (MiB), summed over its process group."""
