@@ -159,7 +159,7 @@ class IpmiFence(fence.FenceAgent):
             problems.append(Problem("privlvl", "callback cannot control chassis power; use operator "
                                                "or administrator"))
         password = values.get("password") or ""
-        if len(password.encode("utf-8")) > MAX_SECRET_BYTES:
+        if len(password.encode("utf-8", "surrogateescape")) > MAX_SECRET_BYTES:
             problems.append(Problem("password", f"is longer than {MAX_SECRET_BYTES} bytes, "
                                                 "which IPMI does not allow"))
         if values.get("hexadecimal_kg") and not values.lanplus:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import getopt
+import io
 import logging
 import os
 import re
@@ -259,7 +260,15 @@ def _fail(log: logging.Logger, message: str) -> int:
 def _run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: TextIO, stdout: TextIO,
          stderr: TextIO, runner_factory) -> int:
     table = agent.full_table()
-    inp = parse_argv(argv[1:], table) if len(argv) > 1 else parse_stdin(stdin.read(), table)
+    if len(argv) > 1:
+        inp = parse_argv(argv[1:], table)
+    else:
+        try:
+            text = stdin.read()
+        except UnicodeDecodeError:
+            stderr.write(f"{agent.name}: Failed: standard input is not readable text in this locale\n")
+            return int(Fence.ERROR)
+        inp = parse_stdin(text, table)
     if inp.want_help:
         stdout.write(agent.usage())
         return int(Fence.SUCCESS)
@@ -407,7 +416,10 @@ def _set_verified(agent: FenceAgent, ctx: FenceContext, conn: Any, target: str, 
 
 
 def main(agent: FenceAgent) -> None:
-    code = run(agent, sys.argv, dict(os.environ))
+    # Bytes that are not UTF-8 (a Latin-1 password, say) must not end in a decode error:
+    # they are kept as surrogates and compared, masked and passed on as they came.
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")
+    code = run(agent, sys.argv, dict(os.environ), stdin=stdin)
     try:
         sys.stdout.flush()
         sys.stdout.close()

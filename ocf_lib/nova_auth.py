@@ -36,7 +36,10 @@ def _check_interface(value: str) -> Optional[str]:
 
 
 def _check_url(value: str) -> Optional[str]:
-    parsed = urlparse(value.strip())
+    try:
+        parsed = urlparse(value.strip())
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return "must be an http:// or https:// URL"
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         return "must be an http:// or https:// URL"
     if parsed.path.rstrip("/").endswith("/v2.0"):

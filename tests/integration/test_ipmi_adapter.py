@@ -2,7 +2,7 @@
 
 Power changes are checked three ways: through the adapter, in the BMC's
 power state file, and with ipmitool -I lanplus as an independent client
-(password via IPMI_PASSWORD and -E, never on the command line).
+(password from the BMC's password file with -f, never on a command line or in an environment).
 """
 from __future__ import annotations
 
@@ -45,11 +45,10 @@ def wait_until(probe: Callable[[], object], expected: object, timeout: float = 1
 
 
 def ipmitool_power(bmc: bmcrig.Bmc) -> str:
-    env = dict(os.environ, IPMI_PASSWORD=bmc.password())
     out = subprocess.run(
         ["ipmitool", "-I", "lanplus", "-C", "3", "-H", bmc.host, "-p", str(bmc.port),
-         "-U", bmc.username, "-E", "chassis", "power", "status"],
-        env=env, capture_output=True, text=True, timeout=30, check=True).stdout
+         "-U", bmc.username, "-f", str(bmc.password_file), "chassis", "power", "status"],
+        capture_output=True, text=True, timeout=30, check=True).stdout
     return out.strip().rsplit(" ", 1)[-1]  # "Chassis Power is on"
 
 
@@ -222,10 +221,9 @@ def test_lanplus_only_bmc_refuses_ipmi15(ipmi_bmc_lanplus_only: bmcrig.Bmc) -> N
     with pytest.raises(IpmiProtocolError) as info:
         open_session(target(bmc, lanplus=False), TIMEOUT)
     assert "lanplus" in str(info.value)
-    env = dict(os.environ, IPMI_PASSWORD=bmc.password())
     res = subprocess.run(["ipmitool", "-I", "lan", "-H", bmc.host, "-p", str(bmc.port),
-                          "-U", bmc.username, "-E", "chassis", "power", "status"],
-                         env=env, capture_output=True, text=True, timeout=30)
+                          "-U", bmc.username, "-f", str(bmc.password_file), "chassis", "power", "status"],
+                         capture_output=True, text=True, timeout=30)
     assert res.returncode != 0
 
 

@@ -316,9 +316,6 @@ def test_stdin_password_with_a_line_separator_is_not_echoed() -> None:
     assert secret not in out + err, err
 
 
-@pytest.mark.xfail(strict=True, reason="ocf_lib/nova_auth.py _check_url lets urlparse's ValueError escape for "
-                                       "'https://[::1': an internal error instead of a configuration error "
-                                       "(reported to the nova_auth owner)")
 @pytest.mark.parametrize("agent", [a for a in OCF_AGENTS if a.table.get("auth_url") is not None],
                          ids=lambda a: a.info.name)
 def test_auth_url_with_a_bad_ipv6_bracket_is_a_config_error(agent: ocf.OcfAgent, fuzz_dir: Path) -> None:
@@ -371,9 +368,6 @@ def test_service_mode_without_status_cmd_is_a_config_error(fuzz_dir: Path, actio
     assert code == {"monitor": 7, "stop": 0}[action]  # a probe of a broken, never started resource
 
 
-@pytest.mark.xfail(strict=True, reason="ocf_lib/fence.py reads stdin as text: bytes that are not UTF-8 under a "
-                                       "UTF-8 locale end in 'Failed: internal error: UnicodeDecodeError' instead "
-                                       "of a clear input error (reported to the lead)")
 def test_stdin_that_is_not_utf8_is_an_input_error() -> None:
     agent = sample_agents.SampleFence()
     stdin = io.TextIOWrapper(io.BytesIO(b"action=off\nstate_dir=/x\xff\n"), encoding="utf-8", errors="strict")
@@ -382,9 +376,6 @@ def test_stdin_that_is_not_utf8_is_an_input_error() -> None:
     assert "internal error" not in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="fence_ipmi validate measures the password with .encode('utf-8'): a password "
-                                       "read from stdin bytes that are not UTF-8 (C locale: surrogateescape) raises "
-                                       "UnicodeEncodeError, an internal error (reported to the fence_ipmi owner)")
 def test_fence_ipmi_password_that_is_not_utf8_is_a_config_error() -> None:
     agents = [a for a in FENCE_AGENTS if a.name == "fence_ipmi"]
     if not agents:
