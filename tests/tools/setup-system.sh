@@ -11,7 +11,7 @@ packages=(
   # the OpenStack rig's backing services
   mariadb-server rabbitmq-server
   # building uwsgi for the OpenStack rig, python3-novaclient for fence-agents' fence_compute
-  gcc python3-dev python3-novaclient
+  gcc python3-dev python3-venv python3-novaclient
 )
 
 missing=()
