@@ -28,21 +28,19 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar
+from typing import Any, Dict, List, Optional, Sequence
 
 from tests.rig.cluster import agents as agents_mod
+from tests.rig.cluster import cib
 from tests.rig.cluster import node as nodeops
+from tests.rig.cluster import openstack_link
 from tests.rig.cluster.config import (
     BMC_USER, IPMI_EMU, IPMI_PORT, REPO, SEED_OPTIONS, Layout, Node, Service, corosync_conf,
     ipmi_lan_conf, make_layout,
 )
+from tests.rig.cluster.util import RigError, run as _run, wait_for
 
-T = TypeVar("T")
-
-
-class RigError(RuntimeError):
-    pass
-
+__all__ = ["Cluster", "FenceEvent", "NodeStatus", "RigError", "wait_for"]
 
 @dataclass(frozen=True)
 class FenceEvent:
@@ -63,60 +61,6 @@ class NodeStatus:
     unclean: bool
     expected_up: bool
     crm_mon_online: bool
-
-
-def _run(argv: Sequence[str], *, timeout: float = 60.0, check: bool = True,
-         env: Optional[Dict[str, str]] = None, input: Optional[str] = None
-         ) -> "subprocess.CompletedProcess[str]":
-    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                          env=env, input=input, check=False)
-    if check and proc.returncode != 0:
-        raise RigError(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} failed "
-                       f"(rc {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc
-
-
-def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float,
-             interval: float = 0.25) -> T:
-    """Poll ``probe`` until it returns something truthy; bounded by ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_exc: Optional[BaseException] = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except (subprocess.SubprocessError, RigError, OSError, ET.ParseError) as exc:
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            hint = f" (last error: {last_exc})" if last_exc else ""
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{hint}")
-        time.sleep(interval)
-
-
-def _set_nvpairs(parent: ET.Element, set_id: str, values: Dict[str, str]) -> None:
-    for name, value in values.items():
-        nv = parent.find(f"nvpair[@name='{name}']")
-        if nv is None:
-            nv = ET.SubElement(parent, "nvpair", id=f"{set_id}-{name}", name=name)
-        nv.set("value", value)
-
-
-def _primitive(parent: ET.Element, rid: str, cls: str, rtype: str, provider: Optional[str],
-               params: Dict[str, str], ops: Sequence["tuple[str, str, Optional[str]]"]) -> None:
-    attrs = {"id": rid, "class": cls, "type": rtype}
-    if provider:
-        attrs["provider"] = provider
-    prim = ET.SubElement(parent, "primitive", attrs)
-    if params:
-        _set_nvpairs(ET.SubElement(prim, "instance_attributes", id=f"{rid}-instance_attributes"),
-                     f"{rid}-instance_attributes", params)
-    operations = ET.SubElement(prim, "operations")
-    for name, interval, timeout in ops:
-        op = ET.SubElement(operations, "op", id=f"{rid}-{name}-interval-{interval}", name=name,
-                           interval=interval)
-        if timeout:
-            op.set("timeout", timeout)
 
 
 class Cluster:
@@ -398,50 +342,7 @@ class Cluster:
 
     # ------------------------------------------------------------------ configuration
     def rig_configuration(self, live: ET.Element) -> ET.Element:
-        """The live ``<configuration>`` plus the rig's fencing setup.
-
-        One ``ocf:pacemaker:remote`` per compute, one fence_ipmilan device per node
-        (lanplus, cipher 3, password by ``password_script``: never in the CIB), a Dummy
-        clone on the remote nodes, stonith enabled. Built as XML (rather than ~15 ``pcs -f``
-        calls at ~0.5-3 s each on a busy 2-core box) and pushed with a single cibadmin.
-        """
-        lay = self.layout
-        conf = live.find("configuration")
-        if conf is None:
-            raise RigError("live CIB has no <configuration>")
-        conf = ET.fromstring(ET.tostring(conf))
-        props = conf.find("crm_config/cluster_property_set[@id='cib-bootstrap-options']")
-        if props is None:
-            props = ET.SubElement(conf.find("crm_config"), "cluster_property_set",
-                                  id="cib-bootstrap-options")
-        _set_nvpairs(props, "cib-bootstrap-options", {"stonith-enabled": "true",
-                                                      "stonith-action": self.fence_action})
-        resources, constraints = conf.find("resources"), conf.find("constraints")
-        for n in lay.computes:
-            _primitive(resources, n.name, "ocf", "remote", "pacemaker",
-                       {"server": n.ip, "reconnect_interval": "5s"},
-                       [("monitor", "5s", "15s")])
-        for n in lay.nodes:
-            dev = f"fence-{n.name}"
-            _primitive(resources, dev, "stonith", self.fence_agent, None,
-                       {"ip": n.bmc_ip, "ipport": str(IPMI_PORT), "username": BMC_USER,
-                        "password_script": str(lay.bmc_password_script), "lanplus": "1",
-                        "cipher": "3", "pcmk_host_list": n.name},
-                       [("monitor", "60s", None)])
-            if n.is_controller:  # a node never runs its own fence device
-                ET.SubElement(constraints, "rsc_location", id=f"location-{dev}-avoids",
-                              rsc=dev, node=n.name, score="-INFINITY")
-        if lay.computes:
-            clone = ET.SubElement(resources, "clone", id="compute-dummy-clone")
-            _primitive(clone, "compute-dummy", "ocf", "Dummy", "pacemaker", {},
-                       [("monitor", "10s", None)])
-            loc = ET.SubElement(constraints, "rsc_location", id="location-compute-dummy-clone",
-                                rsc="compute-dummy-clone")
-            rule = ET.SubElement(loc, "rule", id="location-compute-dummy-clone-rule",
-                                 score="-INFINITY")
-            ET.SubElement(rule, "expression", id="location-compute-dummy-clone-rule-expr",
-                          attribute="#kind", operation="ne", value="remote")
-        return conf
+        return cib.rig_configuration(self.layout, live, self.fence_agent, self.fence_action)
 
     def configure(self) -> None:
         ctl = self.controller()
@@ -463,48 +364,20 @@ class Cluster:
         self.x(ctl, argv, timeout=120)
 
     def site_model(self, cloud: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
-        """This rig as a ``crm_templates`` site document (BMCs, remotes, password_script)."""
-        lay = self.layout
-
-        def bmc(n: Node) -> Dict[str, Any]:
-            return {"address": n.bmc_ip, "port": IPMI_PORT, "username": BMC_USER,
-                    "password_script": str(lay.bmc_password_script), "lanplus": True,
-                    "cipher": 3}
-
-        site: Dict[str, Any] = {
-            "name": "rig",
-            "controllers": [{"name": n.name, "nodeid": n.nodeid, "bmc": bmc(n)}
-                            for n in lay.controllers],
-            "computes": [{"name": n.name, "address": n.ip, "bmc": bmc(n)} for n in lay.computes],
-            "cloud": cloud,
-            "reconnect_interval": "5s",
-        }
-        site.update(extra)
-        return site
+        return cib.site_model(self.layout, cloud, **extra)
 
     def configure_from_site(self, site: Dict[str, Any]) -> Path:
         """Replace the live configuration with the project's own rendering of ``site``.
 
         The rendered CIB uses the project's agents (staged into the nodes), e.g. fence_ipmi
         and the fence_compute level, so Nova must be reachable for fencing to succeed.
-        Returns the rendered file.
+        Returns the pushed file.
         """
-        from computeha.crm_templates.model import load_site
-        from computeha.crm_templates.render import render
-
-        xml_text = render(load_site(site), "cib")
-        conf = ET.fromstring(xml_text).find("configuration")
-        if conf is None:
-            raise RigError("crm_templates rendered no <configuration>")
-        props = conf.find("crm_config/cluster_property_set[@id='cib-bootstrap-options']")
-        if props is not None:  # keep the rig's fast DC election on the next cold start
-            for name, value in (("dc-deadtime", SEED_OPTIONS["dc-deadtime"]),):
-                if props.find(f"nvpair[@name='{name}']") is None:
-                    ET.SubElement(props, "nvpair", id=f"cib-bootstrap-options-{name}", name=name,
-                                  value=value)
-        out = self.root / "cib-work" / "site-configuration.xml"
-        out.parent.mkdir(exist_ok=True)
-        (self.root / "cib-work" / "site-rendered.xml").write_text(xml_text)
+        xml_text, conf = cib.site_configuration(site)
+        work = self.root / "cib-work"
+        work.mkdir(exist_ok=True)
+        (work / "site-rendered.xml").write_text(xml_text)
+        out = work / "site-configuration.xml"
         out.write_text(ET.tostring(conf, encoding="unicode"))
         self.x(self.controller(), ["cibadmin", "--replace", "--scope", "configuration",
                                    "--xml-file", str(out)], timeout=120)
@@ -641,90 +514,17 @@ class Cluster:
         setattr(n, attr, [h for h in getattr(n, attr) if h.name != hook.name] + [hook])
         self.layout.save()
 
-    @property
-    def nat_table(self) -> str:
-        return f"{self.layout.prefix}_rig"
-
     def forward_host_ports(self, ports: Sequence[int]) -> None:
-        """Make root-namespace services bound to 127.0.0.1 reachable from every node at the
-        same 127.0.0.1 URLs (a loopback-only control plane and its catalog keep working).
-
-        In each node, connections to 127.0.0.1:<port> are DNATed to the bridge address and
-        masqueraded; on the host, connections arriving from the bridge at
-        <host_ip>:<port> are DNATed to 127.0.0.1 (``route_localnet`` on the bridge only).
-        nftables tables named ``<prefix>_rig``; down() removes the host one.
-        """
-        lay, table = self.layout, self.nat_table
-        plist = ", ".join(str(int(p)) for p in sorted(set(ports)))
-        host_rules = (
-            f"table ip {table} {{\n"
-            f"  chain pre {{ type nat hook prerouting priority dstnat; iifname \"{lay.bridge}\" "
-            f"ip daddr {lay.host_ip} tcp dport {{ {plist} }} dnat to 127.0.0.1; }}\n}}\n")
-        node_rules = (
-            f"table ip {table} {{\n"
-            f"  chain out {{ type nat hook output priority -100; ip daddr 127.0.0.1 "
-            f"tcp dport {{ {plist} }} dnat to {lay.host_ip}; }}\n"
-            f"  chain post {{ type nat hook postrouting priority srcnat; oifname \"eth0\" "
-            f"ip saddr 127.0.0.1 masquerade; }}\n}}\n")
-        Path(f"/proc/sys/net/ipv4/conf/{lay.bridge}/route_localnet").write_text("1\n")
-        _run(["nft", "delete", "table", "ip", table], check=False)
-        _run(["nft", "-f", "-"], input=host_rules)
-        for n in lay.nodes:
-            ns = lay.netns(n)
-            _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-                  "net.ipv4.conf.eth0.route_localnet=1"])
-            _run(["ip", "netns", "exec", ns, "nft", "delete", "table", "ip", table], check=False)
-            _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=node_rules)
+        """See ``openstack_link.forward_host_ports``."""
+        openstack_link.forward_host_ports(self, ports)
 
     def attach_openstack(self, os_rig: Any, hosts: Optional[Sequence[str]] = None) -> List[str]:
-        """Move the nova-compute of each compute host into the node of the same name.
-
-        ``os_rig`` is a ``tests.rig.openstack.cloud.OpenStackRig``, listening on 127.0.0.1
-        (its ports are then forwarded into the nodes, see forward_host_ports) or on the
-        bridge address. Afterwards BMC power-off kills that nova-compute and tells the fake
-        hypervisor its guests are gone; power-on marks the host powered again and boots
-        nova-compute inside the node. Returns the hosts moved.
-        """
-        bind = os_rig.settings.bind
-        if bind == "127.0.0.1":
-            self.forward_host_ports(list(os_rig.settings.ports.values()))
-        elif bind != self.layout.host_ip:
-            raise RigError(f"the OpenStack rig listens on {bind}: nodes reach 127.0.0.1 "
-                           f"(forwarded) or the bridge address {self.layout.host_ip} only")
-        mine = {n.name for n in self.layout.computes}
-        env = {"PYTHONPATH": str(REPO), "COMPUTEHA_RIG_DIR": str(os_rig.paths.root)}
-        py = self.layout.python
-        moved = []
-        for host in os_rig.compute_hosts:
-            if host not in mine or (hosts is not None and host not in hosts):
-                continue
-            os_rig.kill_compute(host)  # its root-namespace instance, if any
-            cmd = os_rig.compute_command(host)
-            self.add_power_hook(host, "off", Service(
-                "openstack-power-off", [py, "-m", "tests.rig.openstack.cli", "power-off", host],
-                env=env, cwd=str(REPO)))
-            self.add_power_hook(host, "on", Service(
-                "openstack-power-on",
-                [py, "-c", "import sys; from tests.rig.openstack.cloud import OpenStackRig; "
-                 "OpenStackRig().power_on(sys.argv[1], start_compute=False)", host],
-                env=env, cwd=str(REPO)))
-            self.add_service(host, Service("nova-compute", list(cmd.argv), dict(cmd.env)))
-            moved.append(host)
-        return moved
+        """Run the nova-compute of each (or the given) compute host inside its node."""
+        return openstack_link.attach_openstack(self, os_rig, hosts)
 
     def detach_openstack(self, os_rig: Any, hosts: Sequence[str]) -> None:
-        """Undo attach_openstack for ``hosts``: their nova-compute runs in the root
-        namespace again (started by the OpenStack rig), no longer inside the node."""
-        for host in hosts:
-            self.remove_service(host, "nova-compute")
-            n = self.node(host)
-            n.power_off_hooks = [h for h in n.power_off_hooks if h.name != "openstack-power-off"]
-            n.power_on_hooks = [h for h in n.power_on_hooks if h.name != "openstack-power-on"]
-            self.layout.save()
-            self.stop_service(host, "nova-compute")
-            if os_rig.power_state(host) != "on":
-                os_rig.power_on(host, start_compute=False)
-            os_rig.start_compute(host)
+        """Move the nova-compute of ``hosts`` back to the root namespace."""
+        openstack_link.detach_openstack(self, os_rig, hosts)
 
     def service_pid(self, node: str, name: str) -> Optional[int]:
         """PID of a running boot service of ``node`` (None when not running)."""
@@ -799,8 +599,8 @@ class Cluster:
             return 0
 
         out = {n.name: sum(rss(p) for p in self.node_pids(n.name)) for n in self.layout.nodes}
-        bmc_pids = nodeops.subprocess.run(["ip", "netns", "pids", self.layout.bmc_netns],
-                                          capture_output=True, text=True, check=False).stdout
+        bmc_pids = subprocess.run(["ip", "netns", "pids", self.layout.bmc_netns],
+                                  capture_output=True, text=True, check=False).stdout
         out["bmcs"] = sum(rss(int(p)) for p in bmc_pids.split())
         return out
 
@@ -838,7 +638,7 @@ class Cluster:
         for n in lay.nodes:
             (lay.node_dir(n) / "anchor.pid").unlink(missing_ok=True)
         if shutil.which("nft"):
-            _run(["nft", "delete", "table", "ip", f"{lay.prefix}_rig"], check=False)
+            _run(["nft", "delete", "table", "ip", openstack_link.nat_table(lay)], check=False)
         # netns deletion tears veths down asynchronously: delete our ends (and so the
         # pairs) explicitly, so that an immediate up() can reuse the names
         links = [lay.veth(n) for n in lay.nodes] + [lay.bmc_veth, lay.bridge]
