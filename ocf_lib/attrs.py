@@ -41,8 +41,17 @@ def _parse_attributes(xml_text: str, default_node: str = "") -> Dict[str, str]:
     return found
 
 
-def _failed(result_stderr: str, what: str) -> ClusterAttributeError:
-    line = " ".join(result_stderr.split())[:300] or "no error text"
+def _failed(result_stderr: str, what: str, result_stdout: str = "") -> ClusterAttributeError:
+    """One line from stderr, or from the <error> elements that --output-as=xml puts on stdout."""
+    text = result_stderr
+    if not text.strip() and result_stdout.strip():
+        try:
+            root = ET.fromstring(result_stdout)
+            text = "; ".join((e.text or "").strip() for e in root.iter("error")) or \
+                " ".join((s.get("message") or "") for s in root.iter("status"))
+        except ET.ParseError:
+            text = result_stdout
+    line = " ".join(text.split())[:300] or "no error text"
     return ClusterAttributeError(f"{what} failed: {line}")
 
 
@@ -64,7 +73,7 @@ class AttrdAttributes:
         except RunError as err:
             raise ClusterAttributeError(str(err)) from None
         if not result.ok:
-            raise _failed(result.stderr, what)
+            raise _failed(result.stderr, what, result.stdout)
         return result.stdout
 
     def get(self, node: str, name: str) -> Optional[str]:
@@ -114,7 +123,7 @@ class CibAttributes:
         if missing_ok and (result.returncode == 105 or "not found" in result.stderr.lower()
                            or "no such" in result.stderr.lower()):
             return None
-        raise _failed(result.stderr, what)
+        raise _failed(result.stderr, what, result.stdout)
 
     def get(self, node: str, name: str) -> Optional[str]:
         out = self._run(["--output-as=xml", "--node", node, "--name", name, "--query"],
