@@ -1,16 +1,38 @@
 """pytest fixtures for the cluster rig.
 
 ``cluster_rig`` brings the rig up once per session and tears down only what it started: a
-rig already running (``tests/rig/cluster/up.sh``) is reused and left running.
+rig already running (``tests/rig/cluster/up.sh``) is reused and left running. One session
+uses a rig at a time (an exclusive lock on ``<rig dir>/session.lock``, waited for up to
+``CHA_CLUSTER_LOCK_WAIT`` seconds, default 900): fencing scenarios must not overlap.
+Concurrent sessions need their own ``CHA_CLUSTER_RIG_DIR``, ``CHA_CLUSTER_PREFIX`` and
+``CHA_CLUSTER_SUBNET``.
 """
 from __future__ import annotations
 
+import fcntl
 import os
-from typing import Iterator
+import time
+from typing import IO, Iterator
 
 import pytest
 
 from tests.rig.cluster.cluster import Cluster
+
+
+def _lock(rig: Cluster) -> "IO[str]":
+    rig.root.mkdir(parents=True, exist_ok=True)
+    fh = open(rig.root / "session.lock", "a+")
+    deadline = time.monotonic() + float(os.environ.get("CHA_CLUSTER_LOCK_WAIT", "900"))
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fh
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                fh.close()
+                pytest.fail(f"cluster rig {rig.root} is in use by another test session",
+                            pytrace=False)
+            time.sleep(1)
 
 
 @pytest.fixture(scope="session")
@@ -18,14 +40,18 @@ def cluster_rig() -> Iterator[Cluster]:
     if os.geteuid() != 0:
         pytest.skip("the cluster rig needs root (network and mount namespaces)")
     rig = Cluster()
-    started = not rig.is_up()
-    if started:
-        rig.up()
+    lock = _lock(rig)
     try:
-        yield rig
-    finally:
+        started = not rig.is_up()
         if started:
-            rig.down()
+            rig.up()
+        try:
+            yield rig
+        finally:
+            if started:
+                rig.down()
+    finally:
+        lock.close()
 
 
 @pytest.fixture
