@@ -31,7 +31,7 @@ def _assert_fenced_via_ipmi(rig: Cluster, node: str, already: int) -> None:
     assert event.action == "off"
     assert event.delegate in {n.name for n in rig.layout.controllers}
     device = f"fence-{node}"
-    assert rig.resource_agent(device) == "stonith:fence_ipmilan"
+    assert rig.resource_agent(device) == f"stonith:{rig.fence_agent}"
     assert any(f"using {device} returned 0" in line for line in rig.fence_log(event)), \
         rig.fence_log(event)
 
@@ -126,7 +126,7 @@ def test_bmc_password_stays_out_of_the_cib_and_the_logs(converged_cluster: Clust
     password = rig.layout.bmc_password_file.read_text().strip()
     assert len(password) >= 8
     cib = rig.x(rig.controller(), ["cibadmin", "--query"]).stdout
-    assert "password_script" in cib and "fence_ipmilan" in cib
+    assert "password_script" in cib and rig.fence_agent in cib
     assert password not in cib
     leaks = []
     for n in rig.layout.nodes:
@@ -182,6 +182,8 @@ def _nova_compute_state(os_rig, host: str, since: "datetime | None" = None):
     for svc in os_rig.nova().services.list(binary="nova-compute"):
         if svc.host == host:
             if since is not None and svc.state == "up":
+                if not svc.updated_at:  # registered, no heartbeat written yet
+                    return "stale"
                 beat = datetime.fromisoformat(svc.updated_at.split(".")[0])
                 return "up" if beat > since else "stale"
             return svc.state
