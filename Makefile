@@ -64,8 +64,10 @@ bench: setup
 
 rig-up: setup
 	bash tests/rig/openstack/up.sh
+	bash tests/rig/cluster/up.sh
 
 rig-down:
+	bash tests/rig/cluster/down.sh
 	bash tests/rig/openstack/down.sh
 
 update-golden: venv
