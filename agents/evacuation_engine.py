@@ -296,9 +296,10 @@ class Engine:
         return ""
 
     def _prefetch_host(self, nova_host: str, epoch: int) -> tuple:
+        # no changes-since: Nova filters it on updated_at, which stays NULL while a migration is
+        # `accepted`; the records are filtered on created_at here instead
         return (self.pool.submit(self.nova.servers_on_host, nova_host),
-                self.pool.submit(self.nova.migrations, source_host=nova_host,
-                                 changes_since=iso_utc(epoch - CLOCK_SLACK)))
+                self.pool.submit(self.nova.migrations, source_host=nova_host))
 
     def _prefetch_facts(self) -> dict:
         """Futures of the cloud-wide selection facts (images by tag, aggregates), one call each."""
@@ -571,14 +572,22 @@ class Engine:
         """What Nova says about this instance's evacuation: done / failed / adopt (under way) / idle.
 
         nova-api sets task_state=rebuilding before it creates the migration record and
-        answers, and only finish_evacuation moves the host: so an idle server on the
-        source (task_state None) has no evacuation in flight, and one GET decides.
+        answers; the compute clears task_state when the rebuild ends, and only later
+        finish_evacuation moves the host and marks the migration done. So "idle" needs
+        both: task_state None AND no evacuation migration of ours in progress.
         """
         server = self.nova.server(inst.id)
         if server.task_state is not None:
             return Outcome(O_ADOPT, f"task {server.task_state} under way")
+        migs = self._migrations_of(host, inst)
         if server.host and server.host != host.nova_host:
-            return self._arrived(server, inst, self._migrations_of(host, inst))
+            return self._arrived(server, inst, migs)
+        # the rebuild may be over (task_state None) while the host has not moved yet:
+        # finish_evacuation moves it and ends the migration later, after a lock that is
+        # contended under load; the migration record is the only proof then
+        under_way = [m for m in migs if m.status in IN_PROGRESS_MIGRATION or m.status in FINISHED_MIGRATION]
+        if under_way:
+            return Outcome(O_ADOPT, f"migration {under_way[-1].status}, host not moved yet")
         return Outcome("idle")
 
     def _arrived(self, server: Server, inst: InstanceProgress, migs: Sequence[Migration]) -> Outcome:
@@ -599,8 +608,7 @@ class Engine:
             if not waiting:
                 continue
             try:
-                migs = self._our_migrations(self.nova.migrations(source_host=host.nova_host,
-                                                                 changes_since=iso_utc(host.epoch - CLOCK_SLACK)),
+                migs = self._our_migrations(self.nova.migrations(source_host=host.nova_host),
                                             host.nova_host, host.epoch)
             except NovaError as err:
                 self.log.debug("%s: cannot list migrations yet: %s", host.node, err)

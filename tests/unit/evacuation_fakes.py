@@ -41,6 +41,7 @@ class MiniNova:
         self.fail_reads = 0  # next N read calls raise NovaUnavailable
         self.doomed: set = set()
         self.answer_delay = 0.0
+        self.finish_lag = 0.0  # seconds between the end of the rebuild and finish_evacuation
         self.evac_times: Dict[str, float] = {}
         self.still_in_use: set = set()  # hosts Nova does not yet consider down (400 on evacuate)
         self.inflight_max: Dict[str, int] = {}  # source host -> most evacuations in flight at once
@@ -64,6 +65,11 @@ class MiniNova:
     def _advance(self) -> None:
         now = time.time()
         for sid, (at, dest, idx, status) in list(self._finish_at.items()):
+            if now >= at - self.finish_lag and self.migs[idx].status == "accepted":
+                # the rebuild is over: task_state None, power state back, host NOT moved yet
+                self.migs[idx] = replace(self.migs[idx], status="pre-migrating", updated_at=_now_iso(now))
+                if sid not in self.broken and sid not in self.doomed:
+                    self.servers[sid] = replace(self.servers[sid], task_state=None, status=status)
             if now >= at:
                 del self._finish_at[sid]
                 srv = self.servers[sid]
@@ -73,7 +79,7 @@ class MiniNova:
                     self.migs[idx] = replace(self.migs[idx], status="failed")
                     continue
                 self.servers[sid] = replace(srv, task_state=None, host=dest, status=status)
-                self.migs[idx] = replace(self.migs[idx], status="done", dest_compute=dest)
+                self.migs[idx] = replace(self.migs[idx], status="done", dest_compute=dest, updated_at=_now_iso(now))
 
     def _read(self, name: str, *args) -> None:
         self.calls.append((name, args))
@@ -135,7 +141,9 @@ class MiniNova:
             svc = self.services[srv.host]
             if (not svc.forced_down and svc.state == "up") or srv.host in self.still_in_use:
                 raise NovaBadRequest(f"Compute service of {srv.host} is still in use.", 400)
-            if srv.task_state is not None:
+            running = any(m.instance_uuid == server_id and m.status in ("accepted", "pre-migrating")
+                          for m in self.migs)
+            if srv.task_state is not None or running:
                 self.broken.append(server_id)  # real Nova accepts it and the server ends in ERROR
             self.evacuations[server_id] = self.evacuations.get(server_id, 0) + 1
             self.evac_times[server_id] = time.time()
@@ -162,9 +170,11 @@ class MiniNova:
                    migration_type: str = "evacuation", changes_since: Optional[str] = None) -> List[Migration]:
         with self.lock:
             self._read("migrations", source_host, instance_uuid)
+            # like Nova: changes-since compares updated_at, which is unset while `accepted`
             return [m for m in self.migs if (source_host is None or m.source_compute == source_host)
                     and (instance_uuid is None or m.instance_uuid == instance_uuid)
-                    and m.migration_type == migration_type]
+                    and m.migration_type == migration_type
+                    and (changes_since is None or (m.updated_at and m.updated_at[:19] >= changes_since[:19]))]
 
     def images_with_tag(self, tag: str) -> List[Image]:
         with self.lock:

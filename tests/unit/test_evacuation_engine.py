@@ -210,6 +210,40 @@ def test_a_lost_answer_is_never_followed_by_a_second_evacuation(tmp_path):
     assert record(attrs, "compute-0").state == rec.DONE
 
 
+def test_no_second_evacuation_between_rebuild_end_and_host_move(tmp_path):
+    """Measured on the rig under load: task_state is None and the host still the source for a while
+    after the rebuild (finish_evacuation waits for a lock); a re-check then must not re-issue."""
+    nova = MiniNova(duration=1.2)
+    nova.finish_lag = 1.0  # the window opens 0.2 s after the call and lasts 1 s
+    sids = [nova.add_server("compute-0").id for _ in range(4)]
+    nova.fence("compute-0")
+    nova.fail_evacuate = ["lost", "lost", "lost", "lost"]  # every answer lost: every instance re-checked
+    engine, attrs, _ = make(tmp_path, nova, max_parallel=4, in_doubt_grace=0.4)
+    flag(attrs, "compute-0")
+    try:
+        assert engine.run_until_idle(20)
+    finally:
+        engine.close()
+    assert nova.broken == []
+    assert [nova.evacuations.get(s) for s in sids] == [1] * 4
+    assert record(attrs, "compute-0").detail == "4/4"
+
+
+def test_accepted_migrations_are_seen_although_nova_filters_changes_since_on_updated_at(tmp_path):
+    nova = MiniNova(duration=1.5)
+    sids = [nova.add_server("compute-0").id for _ in range(3)]
+    nova.fence("compute-0")
+    engine, attrs, _ = make(tmp_path, nova, max_parallel=3, in_doubt_grace=0.3)
+    flag(attrs, "compute-0")
+    try:
+        assert engine.run_until_idle(20)
+    finally:
+        engine.close()
+    assert [nova.evacuations.get(s) for s in sids] == [1] * 3 and nova.broken == []
+    # confirmation came from the per-host listing, not from re-inspecting each server
+    assert not [c for c in nova.calls if c[0] == "migrations" and c[1][1] is not None]
+
+
 def test_failed_evacuations_are_retried_then_reported(tmp_path):
     nova = MiniNova()
     ok = nova.add_server("compute-0").id
