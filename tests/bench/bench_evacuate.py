@@ -262,6 +262,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--order", nargs="*", default=["limit", "ours", "legacy"], choices=["limit", "ours", "legacy"])
     parser.add_argument("--proxy-n", type=int, default=200, help="0 skips the proxy run")
     parser.add_argument("--proxy-latency", type=float, default=0.2)
+    parser.add_argument("--skip-proxy-limit", action="store_true", help="only our run through the proxy")
     parser.add_argument("--proxy-concurrency", type=int, default=8, help="nova-api on the rig runs 8 threads")
     parser.add_argument("--json", default="", help="also write the results here")
     args = parser.parse_args(argv)
@@ -298,7 +299,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         results["sizes"][n] = row
         save(args.json, results)
     if args.proxy_n:
-        limit = run_proxy_limit(rig, args.proxy_n, args.proxy_latency, args.proxy_concurrency)
+        limit = (run_proxy_limit(rig, args.proxy_n, args.proxy_latency, args.proxy_concurrency)
+                 if not args.skip_proxy_limit else float("nan"))
         say(f"proxy limit: {limit:.1f}s")
         results["proxy"] = run_proxy(rig, args.proxy_n, args.proxy_latency, args.proxy_concurrency, tmp)
         results["proxy"]["limit_seconds"] = limit
