@@ -1,0 +1,363 @@
+"""The whole chain on the real rigs: Keystone/Nova (OpenStack rig) + Pacemaker with IPMI BMCs
+(cluster rig), configured from the project's own ``crm_templates`` rendering.
+
+``Stack`` brings both rigs up (reusing running ones), moves each cluster compute's
+nova-compute into its node under the NovaCompute clone (its child, not a rig boot service),
+pushes our CIB (fence_ipmi + fence_compute levels, NovaEvacuate on the controllers,
+NovaCompute on the computes, credentials from the rig's clouds.yaml) and boots servers.
+``Stack.power_loss`` cuts a compute's power through its BMC and watches the recovery,
+returning a ``Recovery`` timeline; the demo narrates it, the e2e tests assert on it.
+Every wait is bounded; the bounds are generous for a loaded 2-core machine.
+"""
+from __future__ import annotations
+
+import shlex
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from computeha.ocf_lib import evacuation_record as er
+from tests.rig.cluster import cib as cluster_cib
+from tests.rig.cluster.cluster import Cluster, wait_for
+from tests.rig.openstack.cloud import OpenStackRig
+
+Say = Callable[[str], None]
+
+NOVA_COMPUTE_RSC = "nova-compute"  # crm_templates' NovaCompute primitive id
+NOVA_EVACUATE_RSC = "nova-evacuate"
+READY_TIMEOUT = 300.0
+RECOVERY_TIMEOUT = 300.0
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _cmdline(pid: int) -> List[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+@dataclass
+class Recovery:
+    """Seconds after the power cut at which each step was first observed (None: never)."""
+    host: str
+    servers: List[str]
+    timeline: Dict[str, float] = field(default_factory=dict)
+    records: List[str] = field(default_factory=list)  # record states seen, in order
+    nova_compute_started_before_done: bool = False
+
+    def at(self, step: str) -> Optional[float]:
+        return self.timeline.get(step)
+
+
+# steps, in the order they normally happen, and how the narration names them
+STEPS = [
+    ("detected", "Pacemaker lost the node"),
+    ("fenced", "fenced over IPMI (fence_ipmi + fence_compute level confirmed)"),
+    ("nova_down", "Nova marks the nova-compute service forced down"),
+    ("requested", "evacuation requested in the cluster record"),
+    ("evacuation_issued", "NovaEvacuate issued the first evacuation"),
+    ("all_active", "every instance ACTIVE on another host"),
+    ("record_done", "cluster record: evacuation done"),
+    ("powered_on", "node powered on through its BMC"),
+    ("node_online", "node back online in the cluster"),
+    ("nova_compute_running", "nova-compute started by NovaCompute"),
+    ("reenabled", "nova-compute service up, enabled, not forced down"),
+    ("record_cleared", "cluster record cleared"),
+]
+LABELS = dict(STEPS)
+
+
+class Stack:
+    def __init__(self, say: Say = _quiet, cluster: Optional[Cluster] = None,
+                 cloud: Optional[OpenStackRig] = None) -> None:
+        self.say = say
+        self.cluster = cluster or Cluster()
+        self.cloud = cloud or OpenStackRig()
+        self.started_cloud = False
+        self.started_cluster = False
+        self.hosts: List[str] = []
+        self.saved_configuration: Optional[Path] = None
+
+    # ------------------------------------------------------------------ bring-up
+    def up(self) -> None:
+        self.say("OpenStack rig (Keystone, Glance, Placement, Nova on MariaDB/RabbitMQ)...")
+        self.started_cloud = bool(self.cloud.up(say=lambda m: self.say(f"  openstack: {m}")))
+        if not self.cluster.is_up():
+            self.say("cluster rig (corosync/pacemaker controllers, pacemaker-remote computes, "
+                     "one ipmi_sim BMC per node)...")
+            self.cluster.up()
+            self.started_cluster = True
+        else:
+            self.say("cluster rig already running: reusing it")
+        self.cluster.wait_controllers_online(READY_TIMEOUT)
+
+    def attach(self) -> List[str]:
+        """Save the rig's configuration, then move each cluster compute's nova-compute into its
+        node (power hooks from the rig; the process itself will be NovaCompute's child)."""
+        ctl = self.cluster.controller()
+        work = self.cluster.root / "cib-work"
+        work.mkdir(exist_ok=True)
+        if self.saved_configuration is None:
+            self.saved_configuration = work / "e2e-saved-configuration.xml"
+            self.saved_configuration.write_text(
+                self.cluster.x(ctl, ["cibadmin", "--query", "--scope", "configuration"]).stdout)
+        self.hosts = self.cluster.attach_openstack(self.cloud)
+        for host in self.hosts:
+            self.cluster.remove_service(host, "nova-compute")
+            self.cluster.stop_service(host, "nova-compute")
+        return self.hosts
+
+    def site(self) -> Dict:
+        cloud = {"cloud": self.cloud.cloud_name, "clouds_yaml": str(self.cloud.clouds_yaml)}
+        return self.cluster.site_model(cloud, evacuation={"max_parallel": 4})
+
+    def configuration(self) -> ET.Element:
+        """Our rendering of the site, plus each compute's nova-compute command for NovaCompute
+        (per node, with ``#uname`` rules: the rig's computes differ by config file)."""
+        _, conf = cluster_cib.site_configuration(self.site())
+        prim = conf.find(f".//primitive[@id='{NOVA_COMPUTE_RSC}']")
+        if prim is None:
+            raise RuntimeError("the rendered CIB has no NovaCompute primitive")
+        base = prim.find("instance_attributes")
+        index = list(prim).index(base) + 1 if base is not None else 0
+        for host in self.hosts:
+            cmd = self.cloud.compute_command(host)
+            sid = f"{NOVA_COMPUTE_RSC}-{host}-params"
+            ia = ET.Element("instance_attributes", id=sid, score="10")
+            rule = ET.SubElement(ia, "rule", id=f"{sid}-rule", score="INFINITY")
+            ET.SubElement(rule, "expression", id=f"{sid}-rule-expr", attribute="#uname",
+                          operation="eq", value=host)
+            params = {
+                "host": host,
+                "nova_compute_command": shlex.join(cmd.argv),
+                "nova_compute_env": shlex.join(f"{k}={v}" for k, v in sorted(cmd.env.items())),
+                "user": "root",
+                "output_file": str(self.cloud.logs / f"nova-compute-{host}.node.log"),
+                "stop_grace": "10",
+            }
+            cluster_cib.set_nvpairs(ia, sid, params)
+            prim.insert(index, ia)
+            index += 1
+        return conf
+
+    def configure(self) -> Path:
+        conf = self.configuration()
+        out = self.cluster.root / "cib-work" / "e2e-configuration.xml"
+        out.write_text(ET.tostring(conf, encoding="unicode"))
+        self.cluster.x(self.cluster.controller(), ["cibadmin", "--replace", "--scope",
+                                                   "configuration", "--xml-file", str(out)],
+                       timeout=120)
+        return out
+
+    # ------------------------------------------------------------------ state
+    def record(self, host: str) -> Optional[er.EvacuationRecord]:
+        proc = self.cluster.x(self.cluster.controller(),
+                              ["crm_attribute", "--node", host, "--name", er.ATTRIBUTE,
+                               "--query", "--quiet"], check=False)
+        return er.parse(proc.stdout.strip()) if proc.returncode == 0 else None
+
+    def nova_compute_pid(self, host: str) -> Optional[int]:
+        for pid in self.cluster.node_pids(host):
+            argv = _cmdline(pid)
+            if argv and argv[0].endswith("/nova-compute"):
+                return pid
+        return None
+
+    def service(self, host: str):
+        return self.cloud.compute_service(host)
+
+    def service_ready(self, host: str, after: float = 0.0) -> bool:
+        svc = self.service(host)
+        if not (svc.state == "up" and svc.status == "enabled" and not svc.forced_down):
+            return False
+        if after and svc.updated_at:  # a heartbeat newer than ``after`` (epoch, UTC)
+            from datetime import datetime, timezone
+            beat = datetime.fromisoformat(svc.updated_at.split(".")[0]).replace(
+                tzinfo=timezone.utc).timestamp()
+            return beat > after
+        return True
+
+    def evacuate_running_on(self) -> Optional[str]:
+        for r in self.cluster.crm_mon().iter("resource"):
+            if r.get("id") == NOVA_EVACUATE_RSC and r.get("role") == "Started":
+                nodes = [n.get("name") for n in r.iter("node")]
+                return nodes[0] if nodes else None
+        return None
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT, after: float = 0.0) -> None:
+        """Every node online, NovaEvacuate started, NovaCompute running nova-compute in every
+        attached node, and Nova reporting those services up and enabled."""
+        def ok() -> bool:
+            st = self.cluster.nodes()
+            if not all(n.name in st and st[n.name].online for n in self.cluster.layout.nodes):
+                return False
+            if self.evacuate_running_on() is None:
+                return False
+            for host in self.hosts:
+                if NOVA_COMPUTE_RSC not in self.cluster.resources_on(host):
+                    return False
+                if self.nova_compute_pid(host) is None or not self.service_ready(host, after):
+                    return False
+            return True
+
+        wait_for("cluster and Nova ready (NovaEvacuate started, nova-compute up on "
+                 f"{', '.join(self.hosts)})", ok, timeout, interval=1)
+
+    def bring_up(self) -> None:
+        """Both rigs up, joined and configured from our rendering; returns when ready."""
+        self.up()
+        self.say("moving each compute's nova-compute into its cluster node...")
+        self.attach()
+        self.say(f"  attached: {', '.join(self.hosts)}")
+        self.say("configuring the cluster from our own crm_templates rendering "
+                 "(fence_ipmi + fence_compute levels, NovaEvacuate, NovaCompute clone)...")
+        self.configure()
+        self.say("waiting for NovaEvacuate and NovaCompute to start...")
+        self.wait_ready()
+
+    def boot(self, count: int, host: str, prefix: str = "e2e") -> List[str]:
+        servers = self.cloud.boot_servers(count, hosts=[host], name_prefix=prefix, timeout=240)
+        return [s.id for s in servers]
+
+    def servers_state(self, ids: Sequence[str]) -> Dict[str, Dict[str, object]]:
+        nova = self.cloud.nova()
+        out = {}
+        for sid in ids:
+            s = nova.servers.get(sid)
+            out[sid] = {"status": s.status, "host": getattr(s, "OS-EXT-SRV-ATTR:host"),
+                        "task_state": getattr(s, "OS-EXT-STS:task_state"),
+                        "power_state": getattr(s, "OS-EXT-STS:power_state")}
+        return out
+
+    def migrations(self, host: str) -> List:
+        return [m for m in self.cloud.nova().migrations.list(host=host)
+                if getattr(m, "migration_type", "") == "evacuation"]
+
+    # ------------------------------------------------------------------ faults
+    def power_loss(self, host: str, servers: Sequence[str], power_on: str = "fenced",
+                   timeout: float = RECOVERY_TIMEOUT, poll: float = 0.5) -> Recovery:
+        """Cut ``host``'s power through its BMC and follow the recovery to the end: fenced,
+        forced down in Nova, evacuated, then powered on (``power_on="fenced"``: as soon as the
+        fence is confirmed, so NovaCompute must hold nova-compute until the evacuation is
+        done; ``"active"``: after every instance is ACTIVE elsewhere), nova-compute back and
+        re-enabled, record cleared. Raises TimeoutError naming the step that did not happen."""
+        rec = Recovery(host, list(servers))
+        already = len(self.cluster.successful_fences(host))
+        t0 = time.monotonic()
+        self.say(f"power off {host} through its BMC (ipmitool chassis power off)")
+        self.cluster.power_off(host)
+
+        def mark(step: str) -> None:
+            if step not in rec.timeline:
+                rec.timeline[step] = time.monotonic() - t0
+                self.say(f"[{rec.timeline[step]:6.1f}s] {LABELS[step]}")
+
+        deadline = t0 + timeout
+        while True:
+            now = time.monotonic()
+            if now > deadline:
+                missing = [LABELS[s] for s, _ in STEPS if s not in rec.timeline]
+                raise TimeoutError(f"recovery of {host} not complete after {timeout:.0f}s; "
+                                   f"never seen: {'; '.join(missing)}")
+            try:
+                self._observe(rec, mark, already, power_on)
+            except (OSError, RuntimeError, ET.ParseError) as exc:
+                self.say(f"  (poll error, retrying: {str(exc)[:120]})")
+            if "record_cleared" in rec.timeline and "reenabled" in rec.timeline:
+                return rec
+            time.sleep(poll)
+
+    def _observe(self, rec: Recovery, mark: Callable[[str], None], already: int,
+                 power_on: str) -> None:
+        host = rec.host
+        tl = rec.timeline
+        if "fenced" not in tl:
+            st = self.cluster.nodes().get(host)
+            if st is None or not st.online or st.unclean:
+                mark("detected")
+            if len(self.cluster.successful_fences(host)) > already:
+                mark("detected")
+                mark("fenced")
+        record = self.record(host)
+        state = record.state if record else None
+        if state and (not rec.records or rec.records[-1] != state):
+            rec.records.append(state)
+            if state in (er.REQUESTED, er.RUNNING):
+                mark("requested")
+            if state == er.DONE:
+                mark("record_done")
+        if "nova_down" not in tl:
+            if self.service(host).forced_down:
+                mark("nova_down")
+        if "evacuation_issued" not in tl and self.migrations(host):
+            mark("evacuation_issued")
+        if "all_active" not in tl and "evacuation_issued" in tl:
+            states = self.servers_state(rec.servers)
+            if all(s["status"] == "ACTIVE" and s["host"] != host and s["task_state"] is None
+                   for s in states.values()):
+                mark("all_active")
+        ready_for_power = "fenced" in tl if power_on == "fenced" else "all_active" in tl
+        if "powered_on" not in tl and ready_for_power and "nova_down" in tl:
+            self.cluster.power_on(host)
+            mark("powered_on")
+        if "powered_on" in tl:
+            if "node_online" not in tl:
+                st = self.cluster.nodes().get(host)
+                if st is not None and st.online:
+                    mark("node_online")
+            if "nova_compute_running" not in tl and self.nova_compute_pid(host) is not None:
+                mark("nova_compute_running")
+                rec.nova_compute_started_before_done = "record_done" not in tl
+            if "nova_compute_running" in tl and "record_done" in tl:
+                if "reenabled" not in tl and self.service_ready(host):
+                    mark("reenabled")
+                if "record_cleared" not in tl and record is None:
+                    mark("record_cleared")
+
+    # ------------------------------------------------------------------ tear-down
+    def restore(self) -> None:
+        """Back to baseline after a scenario: cables plugged, nodes powered, ready."""
+        self.cluster.restore_all()
+        self.wait_ready()
+
+    def down(self) -> None:
+        """Undo what this stack did: the rig's own configuration back and nova-compute back in
+        the root namespace (rigs that were running are left running), then stop the rigs
+        this stack started."""
+        errors = []
+        if self.started_cluster:
+            self.say("tearing down the cluster rig...")
+            try:
+                self.cluster.down()
+            except Exception as exc:  # keep going: the OpenStack rig must still stop
+                errors.append(f"cluster rig: {exc}")
+        else:
+            try:
+                self.cluster.restore_all()
+                if self.saved_configuration is not None:
+                    self.cluster.x(self.cluster.controller(),
+                                   ["cibadmin", "--replace", "--scope", "configuration",
+                                    "--xml-file", str(self.saved_configuration)], timeout=120)
+                if self.hosts:
+                    self.cluster.detach_openstack(self.cloud, self.hosts)
+            except Exception as exc:
+                errors.append(f"cluster rig restore: {exc}")
+        if self.started_cloud:
+            self.say("tearing down the OpenStack rig...")
+            try:
+                self.cloud.down(say=lambda m: self.say(f"  openstack: {m}"))
+            except Exception as exc:
+                errors.append(f"openstack rig: {exc}")
+        elif self.started_cluster and self.hosts:
+            try:  # its nova-computes died with the nodes: back to the root namespace
+                self.cloud.restore_computes(timeout=180)
+            except Exception as exc:
+                errors.append(f"openstack rig restore: {exc}")
+        if errors:
+            raise RuntimeError("; ".join(errors))
