@@ -110,8 +110,8 @@ def test_the_right_instances_move_in_the_right_power_state(openstack_cloud, attr
     assert attrs.get("compute-0", er.PROGRESS_ATTRIBUTE) == "4/4"
     svc = rig.compute_service("compute-0")
     assert svc.disabled_reason.startswith("computeha:") and "done 4/4" in svc.disabled_reason
-    # the zombie-truthful driver: no guest runs twice
-    assert rig.zombies() == {}
+    # the zombie-truthful driver: none of these guests runs twice
+    assert not set(rig.zombies()) & set(moved + unmarked + elsewhere)
 
 
 def test_a_host_without_fence_evidence_is_never_evacuated(openstack_cloud, attrs, tmp_path):
@@ -193,7 +193,7 @@ def test_kill_9_in_the_middle_then_monitor_resumes_exactly_once(openstack_cloud,
     for sid in ids:
         assert len(evacuations_of(rig, sid)) == 1, sid  # exactly once, never twice
         assert host_of(now[sid]) != "compute-0" and now[sid].status == "ACTIVE"
-    assert rig.zombies() == {}
+    assert not set(rig.zombies()) & set(ids)
 
 
 def test_nova_faults_during_the_run_recover_everything_once(openstack_cloud, attrs, tmp_path):
