@@ -103,10 +103,12 @@ class Stack:
         ctl = self.cluster.controller()
         work = self.cluster.root / "cib-work"
         work.mkdir(exist_ok=True)
-        if self.saved_configuration is None:
-            self.saved_configuration = work / "e2e-saved-configuration.xml"
-            self.saved_configuration.write_text(
-                self.cluster.x(ctl, ["cibadmin", "--query", "--scope", "configuration"]).stdout)
+        saved = work / "e2e-saved-configuration.xml"
+        live = self.cluster.x(ctl, ["cibadmin", "--query", "--scope", "configuration"]).stdout
+        if "NovaEvacuate" not in live:  # the rig's own: what down() puts back
+            saved.write_text(live)
+        if saved.exists():  # else left over from a run that kept the stack (--keep)
+            self.saved_configuration = saved
         self.hosts = self.cluster.attach_openstack(self.cloud)
         for host in self.hosts:
             self.cluster.remove_service(host, "nova-compute")
@@ -165,7 +167,7 @@ class Stack:
     def nova_compute_pid(self, host: str) -> Optional[int]:
         for pid in self.cluster.node_pids(host):
             argv = _cmdline(pid)
-            if argv and argv[0].endswith("/nova-compute"):
+            if any(a.endswith("/nova-compute") for a in argv[:2]):  # script or interpreter
                 return pid
         return None
 
