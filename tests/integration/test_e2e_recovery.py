@@ -1,0 +1,115 @@
+"""End to end: real Nova, real Pacemaker, real IPMI power; the cluster configured from our own
+crm_templates rendering (fence_ipmi + fence_compute, NovaEvacuate, NovaCompute).
+
+One bring-up of both rigs for the module (``e2e_stack``); each scenario restores the baseline.
+Waits are bounds for a loaded 2-core machine, never measurements.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterator
+
+import pytest
+
+from computeha.ocf_lib import evacuation_record as er
+from tests.e2e.scenario import Stack
+from tests.rig.cluster.cluster import Cluster, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.openstack]
+
+RECOVERY_TIMEOUT = 420.0
+
+
+@pytest.fixture(scope="module")
+def e2e_stack(cluster_rig: Cluster, openstack_rig) -> Iterator[Stack]:
+    stack = Stack(cluster=cluster_rig, cloud=openstack_rig)
+    try:
+        stack.attach()
+        stack.configure()
+        stack.wait_ready(timeout=420)
+        yield stack
+    finally:
+        # the session fixtures own the rigs: put back their configuration and nova-computes
+        stack.down()
+
+
+@pytest.fixture
+def stack(e2e_stack: Stack) -> Iterator[Stack]:
+    e2e_stack.restore()
+    yield e2e_stack
+    e2e_stack.cluster.restore_all()
+
+
+def test_compute_power_loss_is_fenced_evacuated_and_returns_to_service(stack: Stack) -> None:
+    host = stack.hosts[0]
+    servers = stack.boot(2, host, prefix="e2e-power")
+    try:
+        assert {s["host"] for s in stack.servers_state(servers).values()} == {host}
+        rec = stack.power_loss(host, servers, power_on="fenced", timeout=RECOVERY_TIMEOUT)
+
+        # Nova: every instance ACTIVE, running, on another host, evacuated exactly once
+        for sid, st in stack.servers_state(servers).items():
+            assert st["status"] == "ACTIVE" and st["power_state"] == 1, (sid, st)
+            assert st["host"] != host and st["host"] in stack.cloud.compute_hosts, (sid, st)
+        migrations = stack.migrations(host)
+        by_instance = {}
+        for m in migrations:
+            by_instance.setdefault(m.instance_uuid, []).append(m)
+        assert set(servers) <= set(by_instance), migrations
+        for sid in servers:
+            assert len(by_instance[sid]) == 1, f"{sid} evacuated more than once"
+            # completed once the returning nova-compute cleaned up its leftovers
+            assert by_instance[sid][0].status == "completed", by_instance[sid][0].status
+        # the failed host back: up, enabled, not forced down; nothing runs twice
+        svc = stack.service(host)
+        assert (svc.state, svc.status, svc.forced_down) == ("up", "enabled", False)
+        assert stack.cloud.zombies() == {}
+        assert not any(host in hosts for sid, hosts in stack.cloud.running_guests().items()
+                       if sid in servers)
+        # the cluster: fenced once through the topology, record went to done, then cleared
+        assert er.DONE in rec.records and rec.records[0] in (er.REQUESTED, er.RUNNING)
+        assert stack.record(host) is None
+        assert not rec.nova_compute_started_before_done
+        # fence_compute (which writes the request) runs only after fence_ipmi succeeded
+        assert rec.timeline["requested"] <= rec.timeline["evacuation_issued"]
+        events = stack.cluster.successful_fences(host)
+        assert events, "no successful fence in the history"
+        log = stack.cluster.fence_log(max(events, key=lambda e: e.completed))
+        for device in (f"fence-ipmi-{host}", "fence-nova"):
+            assert any(f"using {device} returned 0" in line for line in log), (device, log)
+    finally:
+        stack.cloud.delete_servers(servers)
+
+
+def test_nova_compute_crash_is_restarted_in_place_and_nothing_is_evacuated(
+        stack: Stack) -> None:
+    host = stack.hosts[-1]
+    servers = stack.boot(1, host, prefix="e2e-crash")
+    try:
+        fences = len(stack.cluster.successful_fences(host))
+        before = set(m.id for m in stack.migrations(host))
+        pid = stack.nova_compute_pid(host)
+        assert pid is not None
+        crashed = time.time()
+        os.kill(pid, 9)
+        # NovaCompute's monitor sees the crash; Pacemaker restarts it on the same node
+        new_pid = wait_for("nova-compute restarted in its node",
+                           lambda: (p := stack.nova_compute_pid(host)) is not None and p != pid
+                           and p, RECOVERY_TIMEOUT / 2, interval=1)
+        assert new_pid != pid
+        wait_for("Nova reports the restarted nova-compute up",
+                 lambda: stack.service_ready(host, after=crashed), RECOVERY_TIMEOUT / 2,
+                 interval=2)
+        # nothing fenced, nothing requested, nothing evacuated; the instance stayed
+        assert len(stack.cluster.successful_fences(host)) == fences
+        assert stack.record(host) is None
+        assert set(m.id for m in stack.migrations(host)) == before
+        st = stack.servers_state(servers)[servers[0]]
+        assert (st["status"], st["host"], st["power_state"]) == ("ACTIVE", host, 1)
+        svc = stack.service(host)
+        assert (svc.status, svc.forced_down) == ("enabled", False)
+        assert stack.cloud.zombies() == {}
+    finally:
+        stack.cloud.delete_servers(servers)
+
