@@ -20,13 +20,16 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from computeha.ocf_lib import evacuation_record as er
 from tests.rig.cluster import cib as cluster_cib
+from tests.rig.cluster import util as cluster_util
 from tests.rig.cluster.cluster import Cluster, wait_for
+from tests.rig.cluster.config import IPMI_PORT
 from tests.rig.openstack.cloud import OpenStackRig
 
 Say = Callable[[str], None]
 
 NOVA_COMPUTE_RSC = "nova-compute"  # crm_templates' NovaCompute primitive id
 NOVA_EVACUATE_RSC = "nova-evacuate"
+BMC_TABLE = "computeha_e2e_bmc"
 READY_TIMEOUT = 300.0
 RECOVERY_TIMEOUT = 300.0
 
@@ -249,11 +252,27 @@ class Stack:
         fence is confirmed, so NovaCompute must hold nova-compute until the evacuation is
         done; ``"active"``: after every instance is ACTIVE elsewhere), nova-compute back and
         re-enabled, record cleared. Raises TimeoutError naming the step that did not happen."""
-        rec = Recovery(host, list(servers))
-        already = len(self.cluster.successful_fences(host))
-        t0 = time.monotonic()
         self.say(f"power off {host} through its BMC (ipmitool chassis power off)")
-        self.cluster.power_off(host)
+        return self.recover(host, servers, lambda: self.cluster.power_off(host), power_on,
+                            timeout, poll)
+
+    def partition_loss(self, host: str, servers: Sequence[str],
+                       timeout: float = RECOVERY_TIMEOUT, poll: float = 0.5) -> Recovery:
+        """Cut ``host``'s network (it keeps running: a silent hang seen from outside) and
+        follow the recovery: the cluster must fence it over IPMI before anything moves."""
+        self.say(f"unplug {host}'s network cable (the node keeps running)")
+        return self.recover(host, servers, lambda: self.cluster.partition(host), "fenced",
+                            timeout, poll)
+
+    def recover(self, host: str, servers: Sequence[str], fault: Callable[[], None],
+                power_on: str = "fenced", timeout: float = RECOVERY_TIMEOUT,
+                poll: float = 0.5, already: Optional[int] = None) -> Recovery:
+        """Inject ``fault`` (None-returning callable) and watch the recovery of ``host``."""
+        rec = Recovery(host, list(servers))
+        if already is None:
+            already = len(self.cluster.successful_fences(host))
+        t0 = time.monotonic()
+        fault()
 
         def mark(step: str) -> None:
             if step not in rec.timeline:
@@ -306,6 +325,7 @@ class Stack:
                 mark("all_active")
         ready_for_power = "fenced" in tl if power_on == "fenced" else "all_active" in tl
         if "powered_on" not in tl and ready_for_power and "nova_down" in tl:
+            self.cluster.heal(host)  # no-op unless the fault was a cut cable
             self.cluster.power_on(host)
             mark("powered_on")
         if "powered_on" in tl:
@@ -322,9 +342,25 @@ class Stack:
                 if "record_cleared" not in tl and record is None:
                     mark("record_cleared")
 
+    def block_bmc(self, host: str) -> None:
+        """Make ``host``'s BMC unreachable (its IPMI packets dropped inside the BMC namespace)."""
+        lay, n = self.cluster.layout, self.cluster.node(host)
+        rules = (f"table ip {BMC_TABLE} {{\n  chain input {{ type filter hook input priority 0; "
+                 f"ip daddr {n.bmc_ip} udp dport {IPMI_PORT} drop; }}\n}}\n")
+        self.unblock_bmc()
+        cluster_util.run(["ip", "netns", "exec", lay.bmc_netns, "nft", "-f", "-"], input=rules)
+
+    def unblock_bmc(self) -> None:
+        cluster_util.run(["ip", "netns", "exec", self.cluster.layout.bmc_netns, "nft", "delete",
+                          "table", "ip", BMC_TABLE], check=False)
+
+    def failed_fences(self, host: str) -> List:
+        return [e for e in self.cluster.fence_history(host) if e.status == "failed"]
+
     # ------------------------------------------------------------------ tear-down
     def restore(self) -> None:
         """Back to baseline after a scenario: cables plugged, nodes powered, ready."""
+        self.unblock_bmc()
         self.cluster.restore_all()
         self.wait_ready()
 
@@ -341,6 +377,7 @@ class Stack:
                 errors.append(f"cluster rig: {exc}")
         else:
             try:
+                self.unblock_bmc()
                 self.cluster.restore_all()
                 if self.saved_configuration is not None:
                     self.cluster.x(self.cluster.controller(),

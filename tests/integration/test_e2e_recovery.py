@@ -113,3 +113,55 @@ def test_nova_compute_crash_is_restarted_in_place_and_nothing_is_evacuated(
     finally:
         stack.cloud.delete_servers(servers)
 
+
+def _assert_evacuated(stack: Stack, host: str, servers: list) -> None:
+    for sid, st in stack.servers_state(servers).items():
+        assert st["status"] == "ACTIVE" and st["power_state"] == 1, (sid, st)
+        assert st["host"] != host, (sid, st)
+    evacuated = [m.instance_uuid for m in stack.migrations(host)]
+    for sid in servers:
+        assert evacuated.count(sid) == 1, f"{sid} evacuated {evacuated.count(sid)} times"
+    assert stack.cloud.zombies() == {}
+
+
+def test_network_partition_is_fenced_over_ipmi_then_evacuated(stack: Stack) -> None:
+    host = stack.hosts[-1]
+    servers = stack.boot(1, host, prefix="e2e-partition")
+    try:
+        rec = stack.partition_loss(host, servers, timeout=RECOVERY_TIMEOUT)
+        _assert_evacuated(stack, host, servers)
+        # the node kept running until the fence: evacuation only after the IPMI power-off
+        assert rec.timeline["requested"] <= rec.timeline["evacuation_issued"]
+        assert er.DONE in rec.records and stack.record(host) is None
+        svc = stack.service(host)
+        assert (svc.state, svc.status, svc.forced_down) == ("up", "enabled", False)
+    finally:
+        stack.cloud.delete_servers(servers)
+
+
+def test_bmc_unreachable_means_a_failed_fence_and_no_evacuation(stack: Stack) -> None:
+    host = stack.hosts[0]
+    servers = stack.boot(1, host, prefix="e2e-bmc")
+    try:
+        fenced = len(stack.cluster.successful_fences(host))
+        failed = len(stack.failed_fences(host))
+        before = {m.id for m in stack.migrations(host)}
+        stack.block_bmc(host)
+        stack.cluster.partition(host)  # lost, and its power cannot be confirmed off
+        wait_for(f"the cluster reports a failed fence of {host}",
+                 lambda: len(stack.failed_fences(host)) > failed, RECOVERY_TIMEOUT, interval=2)
+        # fence_compute follows fence_ipmi in the level: it never ran, nothing moved
+        assert len(stack.cluster.successful_fences(host)) == fenced
+        assert stack.record(host) is None
+        assert not stack.service(host).forced_down
+        assert {m.id for m in stack.migrations(host)} == before
+        st = stack.servers_state(servers)[servers[0]]
+        assert st["host"] == host and st["task_state"] is None, st
+        assert stack.cloud.zombies() == {}
+        # the BMC answers again: the retried fence succeeds and the normal recovery follows
+        stack.recover(host, servers, stack.unblock_bmc, already=fenced,
+                      timeout=RECOVERY_TIMEOUT)
+        _assert_evacuated(stack, host, servers)
+    finally:
+        stack.unblock_bmc()
+        stack.cloud.delete_servers(servers)
