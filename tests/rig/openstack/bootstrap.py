@@ -14,6 +14,35 @@ IMAGE_NAME = "tiny"
 FLAVORS = {"m1.tiny": ("1", 64, 1, 1), "m1.small": ("2", 128, 1, 1)}
 
 
+def replace_admin_password(auth_url: str, one_time: str, password: str) -> None:
+    """Swap keystone-manage's one-time bootstrap password for the rig's admin password."""
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.identity import v3
+    s = ks_session.Session(auth=v3.Password(auth_url=auth_url, username="admin", password=one_time,
+                                            project_name="admin", user_domain_name="Default",
+                                            project_domain_name="Default"))
+    ep = {"endpoint_filter": {"service_type": "identity", "interface": "public"}}
+    user_id = s.get_user_id()
+    s.post(f"/users/{user_id}/password", json={"user": {"original_password": one_time, "password": password}},
+           **ep)
+    # Keystone revokes the user's tokens at the password change with one-second granularity:
+    # a token issued within that second is refused. Poll until a fresh token is accepted.
+    import time
+    from keystoneauth1 import exceptions as ks_exc
+    deadline = time.monotonic() + 30
+    while True:
+        fresh = ks_session.Session(auth=v3.Password(auth_url=auth_url, username="admin", password=password,
+                                                    project_name="admin", user_domain_name="Default",
+                                                    project_domain_name="Default"))
+        try:
+            fresh.get("/roles", **ep)
+            return
+        except ks_exc.Unauthorized:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def create_catalog(paths: RigPaths, settings: RigSettings, sec: Secrets) -> None:
     s = admin_session(paths)
     ep = {"endpoint_filter": {"service_type": "identity", "interface": "public"}}

@@ -6,6 +6,7 @@ image and flavors -> host discovery.
 """
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import threading
@@ -153,15 +154,19 @@ def bring_up(paths: RigPaths, settings: RigSettings, say: Callable[[str], None] 
     log("keystone db synced")
     join_keys()
     ks = url(settings, "keystone", "/v3/")
+    # keystone-manage takes the bootstrap password only from argv or its environment: give it a
+    # one-time password, then set the real one through the API, so that no child ever holds it.
+    one_time = secrets.token_hex(16)
     _run(paths, km("bootstrap", "--bootstrap-username", "admin", "--bootstrap-project-name", "admin",
                    "--bootstrap-role-name", "admin", "--bootstrap-service-name", "keystone",
                    "--bootstrap-region-id", "RegionOne", "--bootstrap-admin-url", ks,
                    "--bootstrap-internal-url", ks, "--bootstrap-public-url", ks),
-         "keystone-setup.out", env_extra={"OS_BOOTSTRAP_PASSWORD": sec.admin})
+         "keystone-setup.out", env_extra={"OS_BOOTSTRAP_PASSWORD": one_time})
     apis = commands.api_commands(paths, settings)
     _spawn(paths, "keystone", apis["keystone"])
     procs.wait_http(url(settings, "keystone", "/v3"), 120)
     log("keystone up")
+    bootstrap.replace_admin_password(ks, one_time, sec.admin)
     bootstrap.create_catalog(paths, settings, sec)
     log("catalog created")
 
