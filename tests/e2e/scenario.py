@@ -11,6 +11,10 @@ Every wait is bounded; the bounds are generous for a loaded 2-core machine.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
+import re
 import shlex
 import time
 import xml.etree.ElementTree as ET
@@ -86,19 +90,65 @@ class Stack:
         self.started_cluster = False
         self.hosts: List[str] = []
         self.saved_configuration: Optional[Path] = None
+        self._locks: List = []
 
     # ------------------------------------------------------------------ bring-up
+    def lock(self, timeout: float = 900.0) -> None:
+        """Exclusive use of both rigs, on the same lock files as the test fixtures (a test
+        session and the demo must not fence each other's nodes). Released at exit."""
+        for root in (self.cloud.paths.root, self.cluster.root):
+            root.mkdir(parents=True, exist_ok=True)
+            fh = open(root / "session.lock", "a+")
+            deadline = time.monotonic() + timeout
+            waited = False
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise RuntimeError(f"{root} is in use by another session "
+                                           f"(lock {root / 'session.lock'})") from None
+                    if not waited:
+                        self.say(f"waiting for {root} (in use by a test session)...")
+                        waited = True
+                    time.sleep(1)
+            self._locks.append(fh)
+
     def up(self) -> None:
+        """Lock and bring up both rigs (running ones are reused and left running)."""
+        self.lock()
         self.say("OpenStack rig (Keystone, Glance, Placement, Nova on MariaDB/RabbitMQ)...")
-        self.started_cloud = bool(self.cloud.up(say=lambda m: self.say(f"  openstack: {m}")))
+        was_up = self.cloud.control_healthy()
+        self.started_cloud = not was_up  # so that down() also cleans up a failed bring-up
+        self.cloud.up(say=lambda m: self.say("  openstack: " + re.sub(r"^\[\s*[\d.]+s\] ", "", m)))
         if not self.cluster.is_up():
             self.say("cluster rig (corosync/pacemaker controllers, pacemaker-remote computes, "
                      "one ipmi_sim BMC per node)...")
-            self.cluster.up()
-            self.started_cluster = True
+            self.started_cluster = True  # down() cleans up even a partial bring-up
+            self._forget_stale_cib()
+            out = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out):
+                    self.cluster.up()
+            finally:
+                lines = out.getvalue().splitlines()
+                self.say(f"  cluster: {lines[0] if lines else 'no output'}")
         else:
             self.say("cluster rig already running: reusing it")
         self.cluster.wait_controllers_online(READY_TIMEOUT)
+
+    def _forget_stale_cib(self) -> None:
+        """Work around the cluster rig restarting from a previous run's CIB: it seeds cib.xml
+        but leaves the old archives and signature, and pacemaker-based then loads the newest
+        archive (the old configuration), on which the rig's own configure() fails. Only called
+        while the rig is down."""
+        for n in self.cluster.layout.controllers:
+            cib_dir = self.cluster.layout.node_dir(n) / "var-lib-pacemaker" / "cib"
+            if cib_dir.is_dir():
+                for f in cib_dir.iterdir():
+                    if f.is_file() and (f.name.startswith("cib") or f.suffix == ".sig"):
+                        f.unlink()
 
     def attach(self) -> List[str]:
         """Save the rig's configuration, then move each cluster compute's nova-compute into its
@@ -188,24 +238,34 @@ class Stack:
             return beat > after
         return True
 
-    def evacuate_running_on(self) -> Optional[str]:
+    def started_on(self, rsc: str) -> List[str]:
+        """Nodes where ``rsc`` (or a clone instance of it) has started, its start action
+        finished: a start still in flight does not count."""
+        out = []
         for r in self.cluster.crm_mon().iter("resource"):
-            if r.get("id") == NOVA_EVACUATE_RSC and r.get("role") == "Started":
-                nodes = [n.get("name") for n in r.iter("node")]
-                return nodes[0] if nodes else None
-        return None
+            if r.get("id") == rsc and r.get("role") == "Started" and not r.get("pending") \
+                    and r.get("failed") != "true":
+                out += [n.get("name", "") for n in r.iter("node")]
+        return out
+
+    def evacuate_running_on(self) -> Optional[str]:
+        nodes = self.started_on(NOVA_EVACUATE_RSC)
+        return nodes[0] if nodes else None
 
     def wait_ready(self, timeout: float = READY_TIMEOUT, after: float = 0.0) -> None:
         """Every node online, NovaEvacuate started, NovaCompute running nova-compute in every
-        attached node, and Nova reporting those services up and enabled."""
+        attached node, and Nova reporting those services up and enabled. NovaCompute's start
+        must have returned: Pacemaker 2.1 does not fence a remote node whose start action is
+        still in flight until that action times out (seen: power cut during the start)."""
         def ok() -> bool:
             st = self.cluster.nodes()
             if not all(n.name in st and st[n.name].online for n in self.cluster.layout.nodes):
                 return False
             if self.evacuate_running_on() is None:
                 return False
+            started = self.started_on(NOVA_COMPUTE_RSC)
             for host in self.hosts:
-                if NOVA_COMPUTE_RSC not in self.cluster.resources_on(host):
+                if host not in started:
                     return False
                 if self.nova_compute_pid(host) is None or not self.service_ready(host, after):
                     return False
@@ -375,7 +435,7 @@ class Stack:
                 self.cluster.down()
             except Exception as exc:  # keep going: the OpenStack rig must still stop
                 errors.append(f"cluster rig: {exc}")
-        else:
+        elif self.cluster.is_up():
             try:
                 self.unblock_bmc()
                 self.cluster.restore_all()
@@ -398,5 +458,8 @@ class Stack:
                 self.cloud.restore_computes(timeout=180)
             except Exception as exc:
                 errors.append(f"openstack rig restore: {exc}")
+        for fh in self._locks:
+            fh.close()
+        self._locks = []
         if errors:
             raise RuntimeError("; ".join(errors))
