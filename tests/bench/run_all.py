@@ -28,6 +28,8 @@ BENCHES = [
           "fence_compute off vs fence-agents' fence_compute on the OpenStack rig (goal <= 0.5x)"),
     Bench("tests.bench.bench_evacuate", [], 3600,
           "NovaEvacuate vs legacy serial loop vs the rig's limit, N=50/100; N=200 through a 200 ms proxy"),
+    Bench("tests.bench.bench_e2e", ["--reps", "3", "--servers", "5"], 1800,
+          "end-to-end recovery on the real rigs: detection, fence, Nova mark-down, evacuation issue, rebuild"),
     Bench("tests.bench.bench_templates", ["--computes", "500"], 1800,
           "render 3+500 site vs crm_verify on the same CIB"),
 ]

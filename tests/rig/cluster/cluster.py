@@ -224,7 +224,11 @@ class Cluster:
             if n.is_controller:
                 (d / "etc-corosync" / "corosync.conf").write_text(corosync_conf(lay))
                 self._write_secret(d / "etc-corosync" / "authkey", corosync_key, 0o400, 0, 0)
-                self._seed_cib(d / "var-lib-pacemaker" / "cib" / "cib.xml", uid, gid)
+                cib_dir = d / "var-lib-pacemaker" / "cib"
+                for stale in cib_dir.iterdir():  # archives of an earlier bring-up would win over the seed
+                    if stale.is_file():
+                        stale.unlink()
+                self._seed_cib(cib_dir / "cib.xml", uid, gid)
             chassis = d / "bmc" / "chassis"
             chassis.write_text(
                 "#!/bin/sh\n# ipmi_sim chassis_control: power really kills/boots the node\n"
