@@ -443,6 +443,11 @@ class Stack:
                     self.cluster.x(self.cluster.controller(),
                                    ["cibadmin", "--replace", "--scope", "configuration",
                                     "--xml-file", str(self.saved_configuration)], timeout=120)
+                    # the NovaCompute clone is gone from the configuration: wait until Pacemaker has
+                    # stopped it (and with it the nova-computes it ran inside the nodes) before the
+                    # root-namespace nova-computes come back, or a host would run two
+                    self.cluster.x(self.cluster.controller(), ["crm_resource", "--wait", "--timeout", "180"],
+                                   timeout=200)
                 if self.hosts:
                     self.cluster.detach_openstack(self.cloud, self.hosts)
             except Exception as exc:
