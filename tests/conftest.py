@@ -7,3 +7,9 @@ pytest_plugins = [
     "tests.rig.cluster.fixture",
     "tests.tools.secret_scan_plugin",
 ]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The end-to-end scenarios reconfigure both shared rigs (the cluster's CIB, where each host's
+    nova-compute runs): they run after every other test that uses those rigs."""
+    items.sort(key=lambda item: "/integration/test_e2e_" in str(item.fspath))
