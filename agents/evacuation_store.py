@@ -1,6 +1,6 @@
 """Where evacuation progress lives.
 
-- `CibRecords`: reads the persistent node attribute of EVERY node with one
+- `CibRecords` (= ocf_lib.attrs.CibAttributes): reads the persistent node attribute of EVERY node with one
   `cibadmin --query --scope nodes` (XML parsed, never text split) and writes
   through `crm_attribute --lifetime forever` (ocf_lib.attrs.CibAttributes).
 - `FileAttributes`: a JSON-file attribute store with the same interface, for
@@ -17,48 +17,15 @@ import fcntl
 import json
 import os
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
-from computeha.ocf_lib.attrs import CibAttributes, ClusterAttributeError
-from computeha.ocf_lib.runner import RunError, Runner
+from computeha.ocf_lib.attrs import CibAttributes, parse_nodes_section  # noqa: F401 (re-exported)
 from computeha.ocf_lib.state import StateDir
 
 
-def parse_nodes_section(xml_text: str, name: str) -> Dict[str, str]:
-    """node name -> value of the persistent attribute `name` from a CIB nodes query."""
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as err:
-        raise ClusterAttributeError(f"unreadable CIB nodes section: {err}") from None
-    found: Dict[str, str] = {}
-    for node in root.iter("node"):
-        uname = node.get("uname") or node.get("id") or ""
-        for attrs in node.findall("instance_attributes"):
-            for nvpair in attrs.findall("nvpair"):
-                if nvpair.get("name") == name and nvpair.get("value"):
-                    found[uname] = nvpair.get("value", "")
-    return found
-
-
-class CibRecords(CibAttributes):
-    """CibAttributes plus the all-nodes read the foundation leaves to its users."""
-
-    def __init__(self, runner: Runner, timeout: float = 10.0) -> None:
-        super().__init__(runner, timeout)
-
-    def get_all(self, name: str) -> Dict[str, str]:
-        try:
-            result = self._runner.run(["cibadmin", "--query", "--scope", "nodes"], timeout=self._timeout)
-        except RunError as err:
-            raise ClusterAttributeError(str(err)) from None
-        if result.returncode == 105:  # no nodes section yet
-            return {}
-        if not result.ok:
-            line = " ".join(result.stderr.split())[:300] or "no error text"
-            raise ClusterAttributeError(f"CIB query of the nodes section failed: {line}")
-        return parse_nodes_section(result.stdout, name)
+# The all-nodes read now lives in the library; the old names stay for the engine and tests.
+CibRecords = CibAttributes
 
 
 class FileAttributes:

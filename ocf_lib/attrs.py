@@ -41,6 +41,22 @@ def _parse_attributes(xml_text: str, default_node: str = "") -> Dict[str, str]:
     return found
 
 
+def parse_nodes_section(xml_text: str, name: str) -> Dict[str, str]:
+    """node name -> value of the persistent attribute `name` from a CIB nodes query."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as err:
+        raise ClusterAttributeError(f"unreadable CIB nodes section: {err}") from None
+    found: Dict[str, str] = {}
+    for node in root.iter("node"):
+        uname = node.get("uname") or node.get("id") or ""
+        for attrs in node.findall("instance_attributes"):
+            for nvpair in attrs.findall("nvpair"):
+                if nvpair.get("name") == name and nvpair.get("value"):
+                    found[uname] = nvpair.get("value", "")
+    return found
+
+
 def _failed(result_stderr: str, what: str, result_stdout: str = "") -> ClusterAttributeError:
     """One line from stderr, or from the <error> elements that --output-as=xml puts on stdout."""
     text = result_stderr
@@ -133,7 +149,16 @@ class CibAttributes:
         return _parse_attributes(out, node).get(node) or None
 
     def get_all(self, name: str) -> Dict[str, str]:
-        raise NotImplementedError("use a CIB query of the nodes section for all nodes")
+        """Every node's value with one `cibadmin --query --scope nodes` (not one call per node)."""
+        try:
+            result = self._runner.run(["cibadmin", "--query", "--scope", "nodes"], timeout=self._timeout)
+        except RunError as err:
+            raise ClusterAttributeError(str(err)) from None
+        if result.returncode == 105:  # no nodes section yet
+            return {}
+        if not result.ok:
+            raise _failed(result.stderr, "CIB query of the nodes section", result.stdout)
+        return parse_nodes_section(result.stdout, name)
 
     def set(self, node: str, name: str, value: str) -> None:
         self._run(["--node", node, "--name", name, "--update", value, "--lifetime", "forever"],
