@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.rig.bmc.fixture",
     "tests.rig.cluster.fixture",
     "tests.tools.secret_scan_plugin",
+    "tests.tools.fault_report",
 ]
 
 
