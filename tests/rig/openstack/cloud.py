@@ -148,6 +148,42 @@ class OpenStackRig:
     def nova(self, microversion: str = "2.94"):
         return nova_client(self.session(), microversion)
 
+    # -- one control service (fault tests) -----------------------------------------
+    RESTARTABLE = ("nova-api", "nova-conductor", "nova-scheduler", "keystone", "rabbitmq")
+
+    def service_running(self, name: str) -> bool:
+        return procs.alive(name, self.paths.run)
+
+    def stop_service(self, name: str, sig: int = signal.SIGTERM) -> bool:
+        """Stop one control service (its recorded process group); True if it was running."""
+        self._check_service(name)
+        return procs.stop(name, self.paths.run, sig)
+
+    def start_service(self, name: str, timeout: float = 120) -> int:
+        """Start one control service again (no-op if running) and wait until it answers."""
+        self._check_service(name)
+        existing = procs.recorded(name, self.paths.run)
+        if existing is not None:
+            return existing
+        if name == "rabbitmq":
+            cmd = commands.rabbitmq_command(self.paths, self.settings)
+        elif name in ("nova-conductor", "nova-scheduler"):
+            cmd = commands.nova_service_command(self.paths, name)
+        else:
+            cmd = commands.api_commands(self.paths, self.settings)[name]
+        pid = procs.spawn(name, cmd.argv, cmd.env, self.paths.run, self.paths.logs)
+        if name == "rabbitmq":
+            wait = commands.rabbitmqctl(self.paths, self.settings, "-q", "await_startup", "--timeout",
+                                        str(int(timeout)))
+            procs.run(wait.argv, wait.env, self.paths.logs / "rabbitmq-wait.out", timeout=timeout + 30)
+        elif name in ("nova-api", "keystone"):
+            procs.wait_http(url(self.settings, name, "/v3" if name == "keystone" else "/"), timeout)
+        return pid
+
+    def _check_service(self, name: str) -> None:
+        if name not in self.RESTARTABLE:
+            raise ValueError("%r cannot be restarted alone (one of %s)" % (name, ", ".join(self.RESTARTABLE)))
+
     # -- computes and power ------------------------------------------------------
     def compute_command(self, host: str) -> commands.Command:
         """argv + env that start nova-compute of `host` (after the compute_launcher hook)."""
