@@ -30,8 +30,11 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
+from tests.bench.rows import Row, emit
+
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = "/usr/sbin/fence_compute"
+GOAL = 0.5  # ours / reference for `off` (issue 5)
 SHIM = ("import inspect, runpy, sys; inspect.getargspec = inspect.getfullargspec; "
         f"sys.argv = [{REFERENCE!r}]; runpy.run_path({REFERENCE!r}, run_name='__main__')")
 MAX_REPS = 20
@@ -143,6 +146,11 @@ def main(argv=None) -> int:
         ours, ref = statistics.median(by["ours"]), statistics.median(by["reference"])
         print(f"{measure:<10} {ours:>7.2f} ({min(by['ours']):.2f}-{max(by['ours']):.2f}) "
               f"{ref:>7.2f} ({min(by['reference']):.2f}-{max(by['reference']):.2f}) {ours / ref:>6.2f}x")
+    notes = {"off cold": "no cached Keystone token on either side", "off warm": "after a status run (token cached)"}
+    emit([Row("fence_compute", f"{measure} on {host}", statistics.median(by["ours"]), statistics.median(by["reference"]),
+              reference_name="fence-agents fence_compute", max_ratio=GOAL if measure.startswith("off") else None,
+              note="; ".join(x for x in (notes.get(measure, ""), f"median of {reps}") if x))
+          for measure, by in results.items()], f"fence_compute vs fence-agents' on {host}")
     return 0
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from tests.bench import bench_ipmi
+from tests.bench.rows import emit
 
 GOAL = 0.25
 
@@ -70,6 +71,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # both sides pay the same machine load, but absolute times are only comparable at equal load
     print(f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, "
           f"{os.cpu_count()} CPUs")
+    emit(bench_ipmi.summary_rows("fence_ipmi", rows, "fence_ipmi", ref_name, max_ratio=GOAL),
+         f"fence_ipmi vs {ref_name}, median of {a.reps}")
     return 0
 
 

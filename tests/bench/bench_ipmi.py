@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from tests.bench.rows import Row, emit
 from tests.rig.bmc import bmcrig
 
 Measure = Callable[[bmcrig.Bmc], float]
@@ -196,7 +197,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ref_name = Path(ref_exe).name + (f" power_wait={a.power_wait}" if extra else "")
     rows = run_bench(ours, reference, a.reps)
     print(format_table(rows, ours_name, ref_name))
+    emit(summary_rows("ipmi", rows, ours_name, ref_name), f"{ours_name} vs {ref_name}, median of {a.reps}")
     return 0
+
+
+def summary_rows(bench: str, rows: List[dict], ours_name: str, ref_name: str,
+                 max_ratio: Optional[float] = None) -> List[Row]:
+    """The merged-table rows of run_bench's result (medians, ratio ours/reference)."""
+    return [Row(bench, f"{r['measure']} ({ours_name})", statistics.median(r["ours"]),
+                statistics.median(r["reference"]), reference_name=ref_name, max_ratio=max_ratio,
+                note=f"median of {len(r['ours'])}") for r in rows]
 
 
 if __name__ == "__main__":

@@ -1,16 +1,25 @@
 """`make bench`: every benchmark of the project, one after another, each side by side with its reference tool.
 
-Each benchmark prints its own table (measure, ours, reference, ratio, goal);
-this runner bounds each one in time, shows its output as it comes and ends
-with a summary of which benchmarks ran. Benchmarks are never part of the test
-suite: speed is measured here, not asserted in tests.
+Each benchmark prints its own output and table as it runs; this runner bounds
+each one in time, collects the rows each one reports (tests.bench.rows: the
+file named by $COMPUTEHA_BENCH_ROWS) and ends with ONE merged table of every
+measure of every benchmark: measure, ours, reference, ratio, goal, met. A
+benchmark that failed or timed out shows as such in that table. Benchmarks are
+never part of the test suite: speed is measured here, not asserted in tests.
+
+    python -m tests.bench.run_all [NAME_PART ...] [--json FILE]   e.g. `run_all templates ipmi`
 """
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from typing import List, NamedTuple
+
+from tests.bench import rows as bench_rows
 
 
 class Bench(NamedTuple):
@@ -35,21 +44,51 @@ BENCHES = [
 ]
 
 
+def run_one(bench: Bench, rows_file: str) -> tuple:
+    """Run one benchmark module; (exit code or "timeout", seconds, its rows)."""
+    env = dict(os.environ, **{bench_rows.ENV: rows_file})
+    started = time.monotonic()
+    try:
+        code = subprocess.run([sys.executable, "-m", bench.module, *bench.args], env=env,
+                              timeout=bench.limit_s).returncode
+    except subprocess.TimeoutExpired:
+        code = "timeout"
+    return code, time.monotonic() - started, bench_rows.load(rows_file)
+
+
 def main(argv: List[str]) -> int:
+    json_out = ""
+    if "--json" in argv:
+        at = argv.index("--json")
+        json_out = argv[at + 1] if at + 1 < len(argv) else ""
+        argv = argv[:at] + argv[at + 2:]
     wanted = [b for b in BENCHES if not argv or any(a in b.module for a in argv)]
-    summary = []
-    for bench in wanted:
-        print(f"\n=== {bench.module}: {bench.what}", flush=True)
-        started = time.monotonic()
-        try:
-            code = subprocess.run([sys.executable, "-m", bench.module, *bench.args], timeout=bench.limit_s).returncode
-        except subprocess.TimeoutExpired:
-            code = "timeout"
-        summary.append((bench.module, code, time.monotonic() - started))
+    summary, merged = [], []
+    with tempfile.TemporaryDirectory(prefix="computeha-bench-") as folder:
+        for bench in wanted:
+            name = bench.module.rsplit(".", 1)[-1]
+            print(f"\n=== {bench.module}: {bench.what}", flush=True)
+            code, seconds, got = run_one(bench, os.path.join(folder, f"{name}.jsonl"))
+            summary.append((name, code, seconds))
+            for row in got:
+                row["bench"] = name
+            if code != 0:  # its partial rows stay; the failure is a row of its own
+                got.append({"bench": name, "measure": f"(benchmark {'timed out' if code == 'timeout' else 'failed'}"
+                            f" after {seconds:.0f}s, exit {code})", "ours": None})
+            elif not got:
+                got.append({"bench": name, "measure": "(no rows reported)", "ours": None})
+            merged.extend(got)
     print("\n=== summary")
     print(f"{'benchmark':<36} {'result':>8} {'seconds':>8}")
-    for module, code, seconds in summary:
-        print(f"{module.rsplit('.', 1)[-1]:<36} {('ok' if code == 0 else str(code)):>8} {seconds:8.1f}")
+    for name, code, seconds in summary:
+        print(f"{name:<36} {('ok' if code == 0 else str(code)):>8} {seconds:8.1f}")
+    load = os.getloadavg()
+    print(f"\n=== all measures (seconds unless stated; ratio = ours / reference; load average at the end "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs)")
+    print(bench_rows.table(merged))
+    if json_out:
+        with open(json_out, "w", encoding="utf-8") as handle:
+            json.dump(merged, handle, indent=1, default=str)
     return 0 if all(code == 0 for _, code, _ in summary) else 1
 
 
