@@ -173,6 +173,9 @@ class OpenStackRig:
             cmd = commands.api_commands(self.paths, self.settings)[name]
         pid = procs.spawn(name, cmd.argv, cmd.env, self.paths.run, self.paths.logs)
         if name == "rabbitmq":
+            # await_startup fails at once while the node is not registered yet: first its listener
+            procs.wait_until(lambda: procs.port_open(self.settings.bind, self.settings.ports["rabbitmq"]),
+                             timeout, "rabbitmq listening")
             wait = commands.rabbitmqctl(self.paths, self.settings, "-q", "await_startup", "--timeout",
                                         str(int(timeout)))
             procs.run(wait.argv, wait.env, self.paths.logs / "rabbitmq-wait.out", timeout=timeout + 30)
