@@ -258,7 +258,11 @@ def build(site: Site) -> Config:
         else:
             levels.append(Level(f"fl-{comp.name}-1", comp.name, 1, (ipmi_id(comp.name), FENCE_NOVA)))
 
-    properties = (Nv("stonith-enabled", "true"), Nv("cluster-recheck-interval", site.recheck_interval))
+    # concurrent-fencing: unfencing a compute (fence_compute `on`) waits for its evacuation; fenced one at a
+    # time (Pacemaker 2.1's default), that wait holds back the fence of a lost controller, and with it the
+    # restart of NovaEvacuate that the evacuation needs: seen on the rig as a deadlock, transition after transition
+    properties = (Nv("stonith-enabled", "true"), Nv("concurrent-fencing", "true"),
+                  Nv("cluster-recheck-interval", site.recheck_interval))
     # requires=fencing: with a device that provides unfencing, the default would become `unfencing`
     # everywhere. resource-stickiness=1: without it the scheduler rebalances remote connections
     # after a compute fails (crm_simulate showed another compute's connection migrating).

@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.rig.cluster.fixture",
     "tests.tools.secret_scan_plugin",
     "tests.tools.fault_report",
+    "tests.e2e.fixture",
 ]
 
 

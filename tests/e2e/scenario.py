@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import json
 import re
 import shlex
 import time
@@ -24,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from computeha.ocf_lib import evacuation_record as er
 from tests.rig.cluster import cib as cluster_cib
+from tests.rig.cluster import node as cluster_node
 from tests.rig.cluster import util as cluster_util
 from tests.rig.cluster.cluster import Cluster, wait_for
 from tests.rig.cluster.config import IPMI_PORT
@@ -34,6 +36,7 @@ Say = Callable[[str], None]
 NOVA_COMPUTE_RSC = "nova-compute"  # crm_templates' NovaCompute primitive id
 NOVA_EVACUATE_RSC = "nova-evacuate"
 BMC_TABLE = "computeha_e2e_bmc"
+NOVA_TABLE = "computeha_e2e_nova"
 READY_TIMEOUT = 300.0
 RECOVERY_TIMEOUT = 300.0
 
@@ -216,6 +219,13 @@ class Stack:
                               ["crm_attribute", "--node", host, "--name", er.ATTRIBUTE,
                                "--query", "--quiet"], check=False)
         return er.parse(proc.stdout.strip()) if proc.returncode == 0 else None
+
+    def progress(self, host: str) -> str:
+        """NovaEvacuate's transient progress attribute of ``host`` (what ``crm_mon -A`` shows)."""
+        proc = self.cluster.x(self.cluster.controller(),
+                              ["crm_attribute", "--node", host, "--name", er.PROGRESS_ATTRIBUTE,
+                               "--lifetime", "reboot", "--query", "--quiet"], check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
 
     def nova_compute_pid(self, host: str) -> Optional[int]:
         for pid in self.cluster.node_pids(host):
@@ -414,6 +424,49 @@ class Stack:
         cluster_util.run(["ip", "netns", "exec", self.cluster.layout.bmc_netns, "nft", "delete",
                           "table", "ip", BMC_TABLE], check=False)
 
+    def bmc_fault(self, host: str, **faults: float) -> None:
+        """Make ``host``'s BMC misbehave (see tests.rig.cluster.node.bmc_faults); no keyword
+        arguments: a healthy BMC again."""
+        path = cluster_node.bmc_fault_file(self.cluster.layout, self.cluster.node(host))
+        if faults:
+            path.write_text(json.dumps(faults))
+        else:
+            path.unlink(missing_ok=True)
+
+    def block_nova_api(self) -> None:
+        """nova-api unreachable from every controller (connections refused): Nova is down as
+        far as fence_compute and NovaEvacuate can tell; the computes keep their RabbitMQ."""
+        port = self.cloud.settings.ports["nova-api"]
+        rules = (f"table ip {NOVA_TABLE} {{\n  chain output {{ type filter hook output priority 0; "
+                 f"tcp dport {port} reject with tcp reset; }}\n}}\n")
+        self.unblock_nova_api()
+        for n in self.cluster.layout.controllers:
+            cluster_util.run(["ip", "netns", "exec", self.cluster.layout.netns(n), "nft", "-f", "-"],
+                             input=rules)
+
+    def unblock_nova_api(self) -> None:
+        for n in self.cluster.layout.controllers:
+            cluster_util.run(["ip", "netns", "exec", self.cluster.layout.netns(n), "nft", "delete",
+                              "table", "ip", NOVA_TABLE], check=False)
+
+    def set_param(self, rsc: str, name: str, value: Optional[str]) -> None:
+        """Set (or, with None, delete) an instance attribute of ``rsc`` the way an operator
+        would, with crm_resource."""
+        argv = ["crm_resource", "--resource", rsc]
+        argv += (["--set-parameter", name, "--parameter-value", value] if value is not None
+                 else ["--delete-parameter", name])
+        self.cluster.x(self.cluster.controller(), argv, timeout=60, check=value is not None)
+
+    def evacuate_log(self, node: str, pattern: str) -> List[str]:
+        """Lines of ``node``'s Pacemaker log from NovaEvacuate matching ``pattern``."""
+        path = self.cluster.layout.node_dir(self.cluster.node(node)) / "log" / "pacemaker.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return []
+        rx = re.compile(pattern)
+        return [line for line in text.splitlines() if "NovaEvacuate" in line and rx.search(line)]
+
     def failed_fences(self, host: str) -> List:
         return [e for e in self.cluster.fence_history(host) if e.status == "failed"]
 
@@ -421,7 +474,13 @@ class Stack:
     def restore(self) -> None:
         """Back to baseline after a scenario: cables plugged, nodes powered, ready."""
         self.unblock_bmc()
+        self.unblock_nova_api()
+        for host in self.hosts:
+            self.bmc_fault(host)
         self.cluster.restore_all()
+        # what an operator does after repairing a fault: forget the failed starts/monitors (e.g.
+        # a fence device whose BMC refused the password) so that every resource may run again
+        self.cluster.x(self.cluster.controller(), ["crm_resource", "--cleanup"], timeout=120, check=False)
         self.wait_ready()
 
     def down(self) -> None:

@@ -1,47 +1,36 @@
 """End to end: real Nova, real Pacemaker, real IPMI power; the cluster configured from our own
 crm_templates rendering (fence_ipmi + fence_compute, NovaEvacuate, NovaCompute).
 
-One bring-up of both rigs for the module (``e2e_stack``); each scenario restores the baseline.
+One bring-up of both rigs for every end-to-end module (``e2e_stack``, tests/e2e/fixture.py); each
+scenario restores the baseline.
 Waits are bounds for a loaded 2-core machine, never measurements.
 """
 from __future__ import annotations
 
 import os
 import time
-from typing import Iterator
 
 import pytest
 
 from computeha.ocf_lib import evacuation_record as er
 from tests.e2e.scenario import Stack
-from tests.rig.cluster.cluster import Cluster, wait_for
+from tests.rig.cluster.cluster import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.openstack]
 
 RECOVERY_TIMEOUT = 420.0
 
 
-@pytest.fixture(scope="module")
-def e2e_stack(cluster_rig: Cluster, openstack_rig) -> Iterator[Stack]:
-    stack = Stack(cluster=cluster_rig, cloud=openstack_rig)
-    try:
-        stack.attach()
-        stack.configure()
-        stack.wait_ready(timeout=420)
-        yield stack
-    finally:
-        # the session fixtures own the rigs: put back their configuration and nova-computes
-        stack.down()
+def _timeline(rec) -> str:
+    keys = ("fenced", "evacuation_issued", "all_active", "record_done", "node_online", "nova_compute_running",
+            "reenabled")
+    return ", ".join(f"{k} {rec.at(k):.0f} s" for k in keys if rec.at(k) is not None)
 
 
-@pytest.fixture
-def stack(e2e_stack: Stack) -> Iterator[Stack]:
-    e2e_stack.restore()
-    yield e2e_stack
-    e2e_stack.cluster.restore_all()
-
-
-def test_compute_power_loss_is_fenced_evacuated_and_returns_to_service(stack: Stack) -> None:
+@pytest.mark.fault("Fencing", "compute power loss; the fenced node is powered on again at once (boots while its "
+                   "evacuation runs)", "fenced over IPMI, every instance evacuated once, nova-compute held until the "
+                   "evacuation is done, then re-enabled; no zombie")
+def test_compute_power_loss_is_fenced_evacuated_and_returns_to_service(stack: Stack, fault_report) -> None:
     host = stack.hosts[0]
     servers = stack.boot(2, host, prefix="e2e-power")
     try:
@@ -78,12 +67,16 @@ def test_compute_power_loss_is_fenced_evacuated_and_returns_to_service(stack: St
         log = stack.cluster.fence_log(max(events, key=lambda e: e.completed))
         for device in (f"fence-ipmi-{host}", "fence-nova"):
             assert any(f"using {device} returned 0" in line for line in log), (device, log)
+        fault_report.observe(f"{len(servers)}/{len(servers)} ACTIVE elsewhere, 1 evacuation each, 0 zombies; "
+                             f"nova-compute started after the record was done; after the power cut: {_timeline(rec)}")
     finally:
         stack.cloud.delete_servers(servers)
 
 
+@pytest.mark.fault("Compute", "nova-compute crash only (SIGKILL, node healthy)",
+                   "restarted in place by NovaCompute; no fence, no evacuation")
 def test_nova_compute_crash_is_restarted_in_place_and_nothing_is_evacuated(
-        stack: Stack) -> None:
+        stack: Stack, fault_report) -> None:
     host = stack.hosts[-1]
     servers = stack.boot(1, host, prefix="e2e-crash")
     try:
@@ -110,6 +103,8 @@ def test_nova_compute_crash_is_restarted_in_place_and_nothing_is_evacuated(
         svc = stack.service(host)
         assert (svc.status, svc.forced_down) == ("enabled", False)
         assert stack.cloud.zombies() == {}
+        fault_report.observe(f"restarted in {time.time() - crashed:.0f} s (pid {pid} -> {new_pid}); 0 fences, "
+                             "0 migrations, instance ACTIVE on its host")
     finally:
         stack.cloud.delete_servers(servers)
 
@@ -124,7 +119,9 @@ def _assert_evacuated(stack: Stack, host: str, servers: list) -> None:
     assert stack.cloud.zombies() == {}
 
 
-def test_network_partition_is_fenced_over_ipmi_then_evacuated(stack: Stack) -> None:
+@pytest.mark.fault("Fencing", "network partition of a compute that keeps running",
+                   "fenced over IPMI before anything moves; evacuated once; no zombie")
+def test_network_partition_is_fenced_over_ipmi_then_evacuated(stack: Stack, fault_report) -> None:
     host = stack.hosts[-1]
     servers = stack.boot(1, host, prefix="e2e-partition")
     try:
@@ -135,11 +132,16 @@ def test_network_partition_is_fenced_over_ipmi_then_evacuated(stack: Stack) -> N
         assert er.DONE in rec.records and stack.record(host) is None
         svc = stack.service(host)
         assert (svc.state, svc.status, svc.forced_down) == ("up", "enabled", False)
+        fault_report.observe(f"fenced at {rec.at('fenced'):.0f} s, first evacuation at "
+                             f"{rec.at('evacuation_issued'):.0f} s, ACTIVE elsewhere at {rec.at('all_active'):.0f} s; "
+                             "1 evacuation, 0 zombies")
     finally:
         stack.cloud.delete_servers(servers)
 
 
-def test_bmc_unreachable_means_a_failed_fence_and_no_evacuation(stack: Stack) -> None:
+@pytest.mark.fault("Fencing", "BMC unreachable (IPMI packets dropped), node partitioned",
+                   "failed fence reported; nothing evacuated while unconfirmed; recovered once the BMC answers")
+def test_bmc_unreachable_means_a_failed_fence_and_no_evacuation(stack: Stack, fault_report) -> None:
     host = stack.hosts[0]
     servers = stack.boot(1, host, prefix="e2e-bmc")
     try:
@@ -158,10 +160,14 @@ def test_bmc_unreachable_means_a_failed_fence_and_no_evacuation(stack: Stack) ->
         st = stack.servers_state(servers)[servers[0]]
         assert st["host"] == host and st["task_state"] is None, st
         assert stack.cloud.zombies() == {}
+        failures = len(stack.failed_fences(host)) - failed
         # the BMC answers again: the retried fence succeeds and the normal recovery follows
-        stack.recover(host, servers, stack.unblock_bmc, already=fenced,
-                      timeout=RECOVERY_TIMEOUT)
+        rec = stack.recover(host, servers, stack.unblock_bmc, already=fenced,
+                            timeout=RECOVERY_TIMEOUT)
         _assert_evacuated(stack, host, servers)
+        fault_report.observe(f"{failures} failed fence(s) in the history, 0 migrations and no record while "
+                             f"unreachable; BMC back: fenced at {rec.at('fenced'):.0f} s, ACTIVE elsewhere at "
+                             f"{rec.at('all_active'):.0f} s, 1 evacuation, 0 zombies")
     finally:
         stack.unblock_bmc()
         stack.cloud.delete_servers(servers)

@@ -16,6 +16,7 @@ Imports are kept light: ipmi_sim runs the hook for every "power status" request.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -212,6 +213,21 @@ def _detached_boot(layout: Layout, node: Node) -> None:
         log.close()
 
 
+def bmc_fault_file(layout: Layout, node: Node) -> Path:
+    return layout.node_dir(node) / "bmc" / "faults.json"
+
+
+def bmc_faults(layout: Layout, node: Node) -> Dict[str, float]:
+    """Injected BMC misbehaviour, re-read on every call so tests can switch it on and off:
+    ``{"stuck_on": 1}`` (power off accepted, power stays on), ``{"reply_delay": s}``
+    (every call answers s seconds late)."""
+    try:
+        raw = json.loads(bmc_fault_file(layout, node).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in raw.items() if k in ("stuck_on", "reply_delay")}
+
+
 def chassis(layout: Layout, node: Node, args: List[str]) -> int:
     """ipmi_sim chassis_control protocol: ``get power`` -> ``power:0|1``; ``set power V``."""
     with open(layout.node_dir(node) / "bmc" / "chassis.log", "a") as f:
@@ -221,6 +237,9 @@ def chassis(layout: Layout, node: Node, args: List[str]) -> int:
     op, rest = args[0], args[1:]
     if op == "check":
         return 0
+    faults = bmc_faults(layout, node)
+    if faults.get("reply_delay", 0) > 0:  # a slow BMC: ipmi_sim waits for us, so does its client
+        time.sleep(faults["reply_delay"])
     if op == "get":
         for item in rest:
             if item == "power":
@@ -235,6 +254,10 @@ def chassis(layout: Layout, node: Node, args: List[str]) -> int:
         for key, value in pairs:
             if key == "power":
                 old, new = power_state(layout, node), int(value)
+                if new == 0 and faults.get("stuck_on"):  # accepts the request, power stays on
+                    with open(layout.node_dir(node) / "bmc" / "chassis.log", "a") as f:
+                        f.write(f"{time.time():.3f} power off ignored (stuck on)\n")
+                    continue
                 set_power_state(layout, node, new)
                 if old == 1 and new == 0:
                     kill_all(layout, node)
