@@ -151,7 +151,7 @@ def _status_lines(hosts) -> List[str]:
         return ["no evacuation records: no compute host has been fenced (or all records were cleared)"]
     rows = [("HOST", "STATE", "SINCE", "PROGRESS", "DETAIL")]
     for h in hosts:
-        rows.append((h.node, h.state, iso(h.since), _bar(h.done, h.total) or "-", h.detail or "-"))
+        rows.append((h.node, h.state, iso(h.since), _bar(h.done, h.total) or h.note or "-", h.detail or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
 

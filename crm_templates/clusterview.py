@@ -29,6 +29,7 @@ class HostStatus:
     done: Optional[int] = None  # from the transient progress attribute
     total: Optional[int] = None
     role: str = ""
+    note: str = ""  # a progress text that is not a count, e.g. "blocked: mass failure"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -79,18 +80,22 @@ def hosts_from_cib(cib_text: str, role_attribute: str = "computeha-role") -> Lis
             elif nv.get("name") == role_attribute:
                 roles[name] = nv.get("value", "")
     progress: Dict[str, tuple] = {}
+    notes: Dict[str, str] = {}
     for state in root.iterfind("status/node_state"):
         name = state.get("uname") or ids.get(state.get("id", ""), state.get("id", ""))
         for nv in state.iterfind("transient_attributes/instance_attributes/nvpair"):
             if nv.get("name") == rec.PROGRESS_ATTRIBUTE:
                 progress[name] = _progress(nv.get("value", ""))
+                if progress[name][0] is None:
+                    notes[name] = nv.get("value", "")
     out = []
     for name in sorted(records):
         r = records[name]
         done, total = progress.get(name, (None, None))
         if done is None and r.state in rec.FINISHED:
             done, total = _progress(r.detail)
-        out.append(HostStatus(name, r.state, r.since, r.detail, done, total, roles.get(name, "")))
+        out.append(HostStatus(name, r.state, r.since, r.detail, done, total, roles.get(name, ""),
+                              notes.get(name, "")))
     return out
 
 

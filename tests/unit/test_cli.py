@@ -229,3 +229,16 @@ def test_render_into_a_base_that_is_not_a_cib_is_exit_1(tmp_path):
     assert result.exit_code == 1 and "no <configuration> element" in result.output
     base.write_text("not xml")
     assert run("render", "--format", "cib", "--base", str(base), EXAMPLE).exit_code == 1
+
+
+def test_status_shows_a_progress_note_such_as_the_mass_failure_guard(tmp_path):
+    if subprocess.run(["sh", "-c", "command -v cibadmin"], capture_output=True).returncode != 0:
+        pytest.skip("cibadmin not installed (make system)")
+    path = tmp_path / "cib.xml"
+    cib_with_records(path, {"compute-1": "requested;1700000000;fenced by ctl1",
+                            "compute-2": "requested;1700000001;fenced by ctl1"},
+                     {"compute-1": "blocked: mass failure", "compute-2": "blocked: mass failure"})
+    text = run("status", "--no-watch", env={"CIB_file": str(path)}).output
+    assert text.count("blocked: mass failure") == 2, text
+    hosts = json.loads(run("status", "--json", env={"CIB_file": str(path)}).output)
+    assert {h["note"] for h in hosts} == {"blocked: mass failure"}
