@@ -105,6 +105,31 @@ def wait_for(probe: Callable[[], object], timeout: float, what: str, interval: f
         time.sleep(interval)
 
 
+def restore(rig) -> None:
+    """rig.restore_computes(), then wait for a heartbeat of every compute written after it.
+
+    Nova reports a restarted compute `up` on its last heartbeat from before the power cut; a server
+    booted before the new nova-compute ran init_host is put into ERROR by it (interrupted build).
+    """
+    rig.restore_computes()
+    since = time.time() + 1  # after the API's own service updates (force-up, enable): heartbeats only
+
+    def beat(host: str) -> bool:
+        updated = getattr(rig.compute_service(host), "updated_at", "") or ""
+        return nova_epoch(updated) > since
+    for host in rig.compute_hosts:
+        wait_for(lambda: beat(host), 90, f"a fresh heartbeat of {host}", interval=0.5)
+
+
+def nova_epoch(text: str) -> float:
+    """Epoch seconds of a Nova timestamp (UTC, naive or with zone); 0 if unreadable."""
+    import calendar
+    try:
+        return float(calendar.timegm(time.strptime(str(text).strip()[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return 0.0
+
+
 class EngineThread:
     """The production Engine (real Nova adapter, file-backed cluster records) in a background thread."""
 
@@ -169,7 +194,12 @@ class Outcome:
                 f"({', '.join(f'{h} {c}' for h, c in sorted(self.where.items()))}), "
                 f"{sum(1 for v in self.evacuations.values() if v == 1)}/{self.n} with exactly 1 evacuation, "
                 f"{twice} twice, {self.failed_records} failed records retried, {self.zombies} zombies, "
-                f"record {self.record.split(';')[0] or 'missing'}")
+                f"record {self.record_text}")
+
+    @property
+    def record_text(self) -> str:
+        record = er.parse(self.record)
+        return f"{record.state} {record.detail}" if record else "missing"
 
 
 def outcome(rig, ids: List[str], attrs: FileAttributes, source: str = SOURCE,
