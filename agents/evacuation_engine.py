@@ -47,11 +47,14 @@ from .evacuation_store import (DONE, FAILED, INFLIGHT, ISSUING, PENDING, REPORTE
 CLOCK_SLACK = 120  # seconds of clock skew tolerated between controllers and Nova when matching migrations
 GATE_RECHECK = 5.0
 FRESH_LISTING = 60.0
+PROGRESS_INTERVAL = 1.0  # seconds between two progress attribute writes of a host
 WARM_INTERVAL = 120.0  # seconds between keep-warm reads while nothing is being evacuated  # seconds a server listing is trusted for an instance's first evacuate call  # seconds between fence-evidence checks of a host that failed them
 
 # outcome kinds of one evacuate-and-confirm task
 O_DONE, O_RETRY, O_FAILED, O_DOUBT, O_BLOCKED, O_GONE, O_DEFER, O_ADOPT, O_STILL = (
     "done", "retry", "failed", "doubt", "blocked", "gone", "defer", "adopt", "still")
+O_POLLED = "polled"  # a migration listing of a failed host came back (see Engine.poll)
+POLLED = "*polled"  # instance id slot of that event
 
 
 def _num(text: str) -> int:
@@ -66,7 +69,8 @@ class Outcome:
     kind: str
     reason: str = ""
     dest: str = ""
-    at: float = 0.0  # O_DEFER: when to look again (0: a few seconds from now)
+    at: float = 0.0  # O_DEFER: when to look again (0: a few seconds from now); O_POLLED: listing start
+    migrations: Optional[List[Migration]] = None  # O_POLLED: our records (None: the listing failed)
 
 
 def nova_time(text: str) -> float:
@@ -121,13 +125,17 @@ class Engine:
         self.running: Dict[str, str] = {}  # instance id -> node
         self.events: "queue.Queue[Tuple[str, str, Outcome]]" = queue.Queue()
         self.stop = threading.Event()
-        self.pool = ThreadPoolExecutor(max_workers=settings.api_concurrency, thread_name_prefix="evacuate")
+        # one thread more than the calls dispatch() allows: a confirmation listing never queues behind them
+        self.pool = ThreadPoolExecutor(max_workers=settings.api_concurrency + 1, thread_name_prefix="evacuate")
         self.lock = threading.Lock()  # guards HostProgress objects shared with the worker threads
         self._said: Dict[str, str] = {}  # node -> last message logged about it (log changes only)
         self._gate_next: Dict[str, float] = {}
         self._last_issue = 0.0
         self._next_scan = 0.0
         self._next_poll = 0.0
+        self._polling: set = set()  # nodes whose migration listing is under way
+        self._progress_due: Dict[str, str] = {}  # node -> progress text not yet published
+        self._next_progress = 0.0
         self._next_warm = 0.0 if warm else float("inf")
         self._targets: List[str] = []
         self._target_load: Dict[str, int] = {}
@@ -208,6 +216,8 @@ class Engine:
             self.poll()
         self.dispatch()
         self._flush_side_records()
+        if self._progress_due and time.monotonic() >= self._next_progress:
+            self._publish_progress()
         wait = max(0.0, min(self._next_scan, self._next_poll) - time.monotonic())
         if self.s.stagger and self._has_ready():
             wait = min(wait, max(0.0, self._last_issue + self.s.stagger - time.monotonic()))
@@ -602,36 +612,59 @@ class Engine:
 
     # --- 3b. confirmation: one migration listing per failed host, one GET per finished instance ----------
     def poll(self) -> None:
-        now = self.clock()
+        """Start one migration listing per failed host with instances in flight (in a pool thread).
+
+        The listing runs off the main thread: under load it takes longer than an evacuate
+        call, and the main thread must keep dispatching meanwhile. Its result comes back
+        through the event queue (see _polled); one listing per host at a time.
+        """
         for host in list(self.hosts.values()):
-            waiting = [i for i in host.instances.values() if i.state == INFLIGHT and i.id not in self.running]
-            if not waiting:
+            if host.node in self._polling:
                 continue
-            try:
-                migs = self._our_migrations(self.nova.migrations(source_host=host.nova_host),
-                                            host.nova_host, host.epoch)
-            except NovaError as err:
-                self.log.debug("%s: cannot list migrations yet: %s", host.node, err)
+            if not any(i.state == INFLIGHT and i.id not in self.running for i in host.instances.values()):
                 continue
-            latest: Dict[str, Migration] = {}
-            for mig in migs:  # the newest record per instance
-                old = latest.get(mig.instance_uuid)
-                if old is None or (nova_time(mig.created_at), _num(mig.id)) >= (nova_time(old.created_at), _num(old.id)):
-                    latest[mig.instance_uuid] = mig
-            for inst in waiting:
-                mig = latest.get(inst.id)
-                status = mig.status if mig else ""
-                if status in FINISHED_MIGRATION:
-                    self.running[inst.id] = host.node
-                    self.pool.submit(self._task, host, inst, "confirm", None)
-                elif status in FAILED_MIGRATION:
-                    self._apply(host.node, inst.id, Outcome(O_RETRY, f"evacuation {status} in Nova"))
-                elif now - inst.inflight_since > self.s.evacuation_timeout:
-                    # the next attempt inspects Nova first: it waits again rather than re-issue over it
-                    self._apply(host.node, inst.id,
-                                Outcome(O_RETRY, f"not back after {self.s.evacuation_timeout:.0f}s"))
-                elif mig is None and now - inst.inflight_since > self.s.in_doubt_grace:
-                    self._apply(host.node, inst.id, Outcome(O_DEFER, "no migration record: inspecting", at=now))
+            self._polling.add(host.node)
+            self.pool.submit(self._list_migrations, host)
+
+    def _list_migrations(self, host: HostProgress) -> None:
+        started = self.clock()
+        try:
+            migs: Optional[List[Migration]] = self._our_migrations(
+                self.nova.migrations(source_host=host.nova_host), host.nova_host, host.epoch)
+        except Exception as err:  # noqa: BLE001 - a failed listing is just tried again next cycle
+            self.log.debug("%s: cannot list migrations yet: %s", host.node, err)
+            migs = None
+        self.events.put((host.node, POLLED, Outcome(O_POLLED, at=started, migrations=migs)))
+
+    def _polled(self, node: str, started: float, migs: Optional[List[Migration]]) -> None:
+        """Main thread: act on a finished migration listing of a failed host."""
+        self._polling.discard(node)
+        host = self.hosts.get(node)
+        if host is None or migs is None:
+            return
+        now = self.clock()
+        latest: Dict[str, Migration] = {}
+        for mig in migs:  # the newest record per instance
+            old = latest.get(mig.instance_uuid)
+            if old is None or (nova_time(mig.created_at), _num(mig.id)) >= (nova_time(old.created_at), _num(old.id)):
+                latest[mig.instance_uuid] = mig
+        # only instances already in flight when the listing started: a later one may not be in it yet
+        waiting = [i for i in host.instances.values()
+                   if i.state == INFLIGHT and i.id not in self.running and i.inflight_since <= started]
+        for inst in waiting:
+            mig = latest.get(inst.id)
+            status = mig.status if mig else ""
+            if status in FINISHED_MIGRATION:
+                self.running[inst.id] = host.node
+                self.pool.submit(self._task, host, inst, "confirm", None)
+            elif status in FAILED_MIGRATION:
+                self._apply(host.node, inst.id, Outcome(O_RETRY, f"evacuation {status} in Nova"))
+            elif now - inst.inflight_since > self.s.evacuation_timeout:
+                # the next attempt inspects Nova first: it waits again rather than re-issue over it
+                self._apply(host.node, inst.id,
+                            Outcome(O_RETRY, f"not back after {self.s.evacuation_timeout:.0f}s"))
+            elif mig is None and started - inst.inflight_since > self.s.in_doubt_grace:
+                self._apply(host.node, inst.id, Outcome(O_DEFER, "no migration record: inspecting", at=now))
 
     def _confirm(self, host: HostProgress, inst: InstanceProgress) -> Outcome:
         try:
@@ -660,6 +693,9 @@ class Engine:
                 return
 
     def _apply(self, node: str, inst_id: str, outcome: Outcome) -> None:
+        if outcome.kind == O_POLLED:
+            self._polled(node, outcome.at, outcome.migrations)
+            return
         host = self.hosts.get(node)
         if host is None:
             self.running.pop(inst_id, None)
@@ -709,13 +745,16 @@ class Engine:
                 self.log.warning("%s: Nova refuses evacuation (%s): paused until the host is forced down", node,
                                  outcome.reason)
             self.store.save(host)
-        self._set_progress(node, host.summary())
+        # per outcome only remembered: published at most once per PROGRESS_INTERVAL (step), and at the end
+        self._progress_due[node] = host.summary()
         if host.finished:
             self._finish(host)
 
     def _finish(self, host: HostProgress) -> None:
         failed = [i for i in host.instances.values() if i.state == FAILED]
         summary = host.summary()
+        self._progress_due.pop(host.node, None)
+        self._set_progress(host.node, summary)
         if failed:
             value = rec.new(rec.FAILED, f"{summary} {len(failed)} failed: {failed[0].reason}"[:200], self.clock())
             self.log.error("evacuation of %s finished with failures: %s", host.node, value.detail)
@@ -756,6 +795,14 @@ class Engine:
                     self.nova.set_enabled(service, False, rec.disabled_reason(text))
             except NovaError as err:
                 self.log.debug("cannot update the disabled reason of %s: %s", node, err)
+
+    def _publish_progress(self) -> None:
+        """The progress attributes that changed since the last time (one write per node, not per outcome:
+        in a cluster each write is an attrd_updater run on the main thread)."""
+        self._next_progress = time.monotonic() + PROGRESS_INTERVAL
+        for node, text in list(self._progress_due.items()):
+            self._progress_due.pop(node, None)
+            self._set_progress(node, text)
 
     def _set_progress(self, node: str, text: str) -> None:
         if self.progress is None:
