@@ -640,7 +640,7 @@ class Engine:
         """Main thread: act on a finished migration listing of a failed host."""
         self._polling.discard(node)
         host = self.hosts.get(node)
-        if host is None or migs is None:
+        if host is None or migs is None or self.stop.is_set():  # stopping: the pool takes no new task
             return
         now = self.clock()
         latest: Dict[str, Migration] = {}
