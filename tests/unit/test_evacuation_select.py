@@ -84,4 +84,4 @@ def test_settings_from_parameters():
     s = Settings.from_values(values)
     assert s.exclude_image_ids == frozenset({"img-9"}) and s.exclude_image_tags == ("amphora",)
     assert s.exclude_projects == frozenset({"a", "b"}) and s.host_map == {"c0": "compute-0.example"}
-    assert s.max_parallel == 4 and s.selection == "auto" and s.local_disk_policy == "rebuild"
+    assert s.max_parallel == 8 and s.selection == "auto" and s.local_disk_policy == "rebuild"
