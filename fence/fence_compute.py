@@ -10,12 +10,18 @@ off      force the nova-compute service down, disable it with a reason that
          its reason and is still recorded. Already OFF = forced down,
          disabled and an evacuation request pending (requested/running).
 on       (unfencing, before Pacemaker starts resources on the rejoining node)
-         wait, bounded by power_timeout, until the record is finished
-         (done/failed, or absent) and Nova lists no in-progress evacuation
-         from the host; read-only: forced_down stays set. NovaCompute `start`
+         succeeds at once and touches nothing: forced_down stays set. It
+         must not wait for the evacuation: Pacemaker's controller waits for
+         every in-flight action before it reacts to a new failure, and under
+         load runs one action at a time, so a waiting unfence held back the
+         fence of a lost controller running NovaEvacuate, which the
+         evacuation itself needed (a deadlock, seen on the test rig).
+         NovaCompute, which Pacemaker starts right after, keeps nova-compute
+         from running until the record is finished (done/failed, or absent)
+         and Nova lists no in-progress evacuation from the host; then it
          starts nova-compute while still forced down, waits for the host's
-         migrations to become `completed`, then clears forced_down, enables
-         the service (if we disabled it) and clears the record. Nova 2023.1+
+         migrations to become `completed`, clears forced_down, enables the
+         service (if we disabled it) and clears the record. Nova 2023.1+
          refuses force-up while `done` records remain, and older Nova accepts
          the same order, so one order works everywhere.
 status   OFF (exit 2) = forced down AND disabled AND an evacuation recorded;
@@ -39,7 +45,7 @@ from computeha.ocf_lib.attrs import CibAttributes, ClusterAttributeError, NodeAt
 from computeha.ocf_lib.deadline import DeadlineExceeded
 from computeha.ocf_lib.fence import OFF, ON, FenceAgent, FenceContext, FenceError
 from computeha.ocf_lib.hostnames import HOSTNAME_PARAMS, HostMapper, HostMappingError
-from computeha.ocf_lib.nova import Nova, NovaError, NovaUnavailable, Service, in_progress
+from computeha.ocf_lib.nova import Nova, NovaError, NovaUnavailable, Service
 from computeha.ocf_lib.nova_auth import AUTH_PARAMS, AuthConfig, AuthConfigError, secrets_of
 from computeha.ocf_lib.params import Kind, Param, ParamTable, Problem, Values
 
@@ -70,7 +76,7 @@ AGENT_PARAMS = ParamTable([
           "services (read-only, no change anywhere).", default=0, minimum=0, metavar="level"),
 ])
 
-POWER_TIMEOUT_DEFAULT = 50  # unfencing waits for evacuations; fits Pacemaker's default 60 s stonith-timeout
+POWER_TIMEOUT_DEFAULT = 50  # off is verified by read-back within this; fits Pacemaker's default 60 s stonith-timeout
 
 
 def _iso(now: float) -> str:
@@ -163,12 +169,6 @@ class Conn:
         node = self.target().node
         return rec.parse(self.retry(f"reading {rec.ATTRIBUTE} of {node}", lambda: self.attrs.get(node, rec.ATTRIBUTE)))
 
-    def evacuations_in_progress(self) -> List[Any]:
-        assert self.nova is not None
-        host = self.target().host
-        return in_progress(self.retry(f"listing evacuations from {host}",
-                                      lambda: self.nova.migrations(source_host=host, migration_type="evacuation")))
-
 
 class FenceCompute(FenceAgent):
     name = "fence_compute"
@@ -177,9 +177,10 @@ class FenceCompute(FenceAgent):
         "fence_compute is the second device of a compute node's fencing level, after the power device. "
         "off forces the host's nova-compute service down, disables it with a reason naming who fenced it and "
         "when, and records the evacuation request in the persistent node attribute computeha-evacuate "
-        "(read back before success). on (automatic unfencing) waits until the evacuation is finished and "
-        "Nova lists no evacuation in progress from the host; it leaves forced_down to the NovaCompute "
-        "resource, which clears it after nova-compute restarted. Keystone v3 only.")
+        "(read back before success). on (automatic unfencing) succeeds at once and changes nothing: the "
+        "NovaCompute resource keeps nova-compute from running until the evacuation is finished, then clears "
+        "forced_down after nova-compute restarted (a waiting unfence would hold back Pacemaker's reaction to "
+        "other failures). Keystone v3 only.")
     vendor_url = "https://docs.openstack.org/nova/latest/"
     fabric = True
     has_plug = True
@@ -265,51 +266,16 @@ class FenceCompute(FenceAgent):
         return result
 
     def get_power(self, ctx: FenceContext, conn: Conn) -> str:
-        if conn.disabled:
+        if conn.disabled or ctx.action == "on":  # unfencing never waits: see the module docstring
             return OFF if ctx.action == "off" else ON
         svc = conn.service()
         record = conn.record()
         fenced = svc.forced_down and svc.status == "disabled"
-        if ctx.action == "on":
-            return ON if self._return_allowed(ctx, conn, record) is None else OFF
         if ctx.action == "status":
             return OFF if fenced and record is not None else ON
         # off: done only when a request is pending (a finished or missing record is written again)
         pending = record is not None and record.state in (rec.REQUESTED, rec.RUNNING)
         return OFF if fenced and pending else ON
-
-    def _return_allowed(self, ctx: FenceContext, conn: Conn, record: Optional[rec.EvacuationRecord]) -> Optional[str]:
-        """None when the host may return, else why not."""
-        if record is not None and not record.finished:
-            return f"the evacuation record is {record.state!r}"
-        running = conn.evacuations_in_progress()
-        if running:
-            return f"Nova lists {len(running)} evacuation(s) from {conn.target().host} still in progress"
-        if record is not None and record.state == rec.FAILED:
-            ctx.log.warning("evacuation of %s finished with failures (%s); letting the host return",
-                            conn.target().host, record.detail)
-        return None
-
-    def wait_before_on(self, ctx: FenceContext, conn: Conn) -> None:
-        if conn.disabled:
-            return
-        poll = ctx.deadline.sub(float(ctx.values.power_timeout))
-        why: List[str] = []
-
-        def ready() -> Optional[bool]:
-            try:
-                reason = self._return_allowed(ctx, conn, conn.record())
-            except FenceError as err:  # Nova briefly unreachable: keep waiting, fail at the deadline
-                reason = str(err)
-            why.append(reason or "")
-            return True if reason is None else None
-
-        ctx.log.info("unfencing %s: waiting for its evacuation to finish", conn.target().node)
-        try:
-            poll.poll(ready, interval=0.5, max_interval=2.0, what="the evacuation to finish")
-        except DeadlineExceeded:
-            raise FenceError(f"unfencing {conn.target().node}: not allowed to return after {poll.total:.0f}s: "
-                             f"{why[-1] if why else 'no answer'}; Nova left untouched") from None
 
     def set_power(self, ctx: FenceContext, conn: Conn, state: str) -> None:
         if conn.disabled:
