@@ -45,8 +45,8 @@ def _stat(pid: int) -> Optional[Tuple[str, str]]:
     return (fields[0], fields[19]) if len(fields) > 19 else None
 
 
-def read_pidfile(state: StateDir) -> Optional[Tuple[int, str]]:
-    text = state.read_text(PIDFILE)
+def read_pidfile(state: StateDir, name: str = PIDFILE) -> Optional[Tuple[int, str]]:
+    text = state.read_text(name)
     if not text:
         return None
     parts = text.split()
@@ -56,9 +56,9 @@ def read_pidfile(state: StateDir) -> Optional[Tuple[int, str]]:
         return None
 
 
-def worker_pid(state: StateDir) -> Optional[int]:
-    """The PID of the live worker of this instance, or None."""
-    recorded = read_pidfile(state)
+def worker_pid(state: StateDir, name: str = PIDFILE) -> Optional[int]:
+    """The PID of the live worker of this instance (recorded in ``name``), or None."""
+    recorded = read_pidfile(state, name)
     if recorded is None:
         return None
     pid, start = recorded
@@ -68,22 +68,24 @@ def worker_pid(state: StateDir) -> Optional[int]:
     return pid
 
 
-def launch(state: StateDir, env: Mapping[str, str], module: str) -> int:
-    """Start the worker in its own session/process group and record it; returns its PID."""
+def launch(state: StateDir, env: Mapping[str, str], module: str, name: str = PIDFILE,
+           entry: str = "worker_main") -> int:
+    """Start ``module.entry()`` in its own session/process group and record it in ``name``;
+    returns its PID. (NovaCompute's return-to-service process is launched the same way.)"""
     state.ensure()
     paths = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
-    code = f"import sys; sys.path[:0] = {paths!r}; from {module} import worker_main; worker_main()"
+    code = f"import sys; sys.path[:0] = {paths!r}; from {module} import {entry}; {entry}()"
     proc = subprocess.Popen([sys.executable, "-c", code], env=dict(env), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             close_fds=True, cwd="/")
     seen = _stat(proc.pid)
-    state.write_text(PIDFILE, f"{proc.pid} {seen[1] if seen else ''}\n")
+    state.write_text(name, f"{proc.pid} {seen[1] if seen else ''}\n")
     return proc.pid
 
 
-def stop(state: StateDir, deadline: Deadline, log: logging.Logger) -> bool:
+def stop(state: StateDir, deadline: Deadline, log: logging.Logger, name: str = PIDFILE) -> bool:
     """TERM the worker's process group, then KILL it; True when nothing of it is left."""
-    pid = worker_pid(state)
+    pid = worker_pid(state, name)
     if pid is not None:
         for sig, grace in ((signal.SIGTERM, min(10.0, deadline.remaining() / 2)), (signal.SIGKILL, 5.0)):
             try:
@@ -91,14 +93,14 @@ def stop(state: StateDir, deadline: Deadline, log: logging.Logger) -> bool:
             except ProcessLookupError:
                 break
             end = time.monotonic() + deadline.cap(grace)
-            while time.monotonic() < end and worker_pid(state) == pid:
+            while time.monotonic() < end and worker_pid(state, name) == pid:
                 time.sleep(0.05)
-            if worker_pid(state) != pid:
+            if worker_pid(state, name) != pid:
                 break
             log.warning("worker %d did not end after %s", pid, signal.Signals(sig).name)
-        if worker_pid(state) == pid:
+        if worker_pid(state, name) == pid:
             return False
-    state.remove(PIDFILE)
+    state.remove(name)
     return True
 
 

@@ -1,12 +1,20 @@
 """NovaCompute: runs nova-compute on a compute node, and keeps it down until its old instances are safe.
 
-After the node was fenced, `start` waits until the evacuation of its former
-instances is finished, starts nova-compute while the service is still forced
-down (its start-up destroys the evacuated guests' leftovers and completes
-their migration records), then returns the service to Nova
-(see return_to_service.py for the sequence and the split with fence_compute).
-`stop` stops only nova-compute, never the instances. `monitor` checks the
-process (level 0, no Nova call) and, at level 10, that Nova sees the service up.
+After the node was fenced, nova-compute may start only once the evacuation of
+its former instances is finished; then it starts while the service is still
+forced down (its start-up destroys the evacuated guests' leftovers and
+completes their migration records), and the service is returned to Nova (see
+return_to_service.py). When the evacuation is still running, `start` does not
+wait for it inside the action: Pacemaker's controller waits for every
+in-flight action before it reacts to a new failure (and under load runs one
+action at a time), so a start waiting for an evacuation would hold back, say,
+the fence of a lost controller that runs NovaEvacuate. `start` then launches
+the return-to-service process (its own process group, PID file in the state
+directory; the same sequence, bounded by the start timeout) and returns;
+`monitor` reports the resource running while that process works, and its
+failure as an error; `stop` ends it first. `stop` stops only nova-compute,
+never the instances. `monitor` checks the process (level 0, no Nova call) and,
+at level 10, that Nova sees the service up.
 """
 from __future__ import annotations
 
@@ -19,11 +27,15 @@ from computeha.ocf_lib.exitcodes import AgentError, Ocf
 from computeha.ocf_lib.params import ActionSpec, AgentInfo, Kind, Param, ParamTable, Problem, Values
 from computeha.ocf_lib.runner import Runner
 
+from . import evacuation_worker as worker
 from . import nova_host
 from .compute_service import ChildProcess, ComputeService, ManagedService, child_env
 from .nova_compute_params import CREDENTIALS, child_runner, nova_factory
 
 ACTIVE = "active"  # state file: this node started nova-compute through the agent
+RETURN_PIDFILE = "return.pid"  # the background return-to-service process
+RETURN_RESULT = "return.result"  # its exit code, written when it ends
+RETURNER_ENV = "COMPUTEHA_RETURN_TO_SERVICE"  # set in that process: its `start` runs the whole sequence
 
 
 def _argv_check(value: str) -> Optional[str]:
@@ -97,12 +109,14 @@ class NovaCompute(ocf.OcfAgent):
         shortdesc="nova-compute, held down until a fenced node's instances are evacuated",
         longdesc=(
             "Runs nova-compute on an OpenStack compute node (usually a pacemaker-remote node), as a supervised "
-            "child or through the service manager. After the node was fenced, start waits (bounded by the "
-            "start timeout) until the cluster record computeha-evacuate says done or failed and Nova lists no "
-            "evacuation from this host in progress; then it starts nova-compute while the service is still "
-            "forced down, so that nova-compute cleans up the evacuated guests and completes their migration "
-            "records; then it clears forced_down, enables the service if Instance HA disabled it, clears the "
-            "record, and returns once Nova reports the service up. Stop never stops instances. Monitor checks "
+            "child or through the service manager. After the node was fenced, nova-compute starts only once the "
+            "cluster record computeha-evacuate says done or failed and Nova lists no evacuation from this host in "
+            "progress; then it starts while the service is still forced down, so that nova-compute cleans up the "
+            "evacuated guests and completes their migration records; then forced_down is cleared, the service "
+            "enabled if Instance HA disabled it, and the record cleared. If the evacuation is still running, "
+            "start does not wait inside the action (that would hold back Pacemaker's reaction to other "
+            "failures): it hands the sequence to a background process bounded by the start timeout and returns; "
+            "monitor reports the resource running meanwhile and that process's failure as an error. Stop never stops instances. Monitor checks "
             "the process; at depth 10 also that Nova reports the service up. A crashed nova-compute is reported "
             "as not running so that Pacemaker restarts it on the same node: nothing here requests an evacuation."),
         version="0.1.0",
@@ -221,8 +235,38 @@ class NovaCompute(ocf.OcfAgent):
                                ctx.log, evacuation_delay=float(ctx.values.evacuation_delay),
                                poll_interval=self.poll_interval, max_poll_interval=5 * self.poll_interval)
         ctx.state.write_text(ACTIVE, host.name)
+        if ctx.env.get(RETURNER_ENV) != "1":
+            if worker.worker_pid(ctx.state, RETURN_PIDFILE) is not None:
+                return Ocf.SUCCESS  # a start killed after the launch, run again: the process works on
+            why = flow.hold_reason()
+            if why is not None:
+                if service.running():  # started behind our back: it must not race the rebuilds
+                    ctx.log.warning("nova-compute runs while %s must wait (%s): stopping it", host.name, why)
+                    service.stop(ctx.deadline)
+                ctx.state.remove(RETURN_RESULT)
+                pid = self.launch_returner(ctx)
+                ctx.log.info("nova-compute of %s held until its evacuation is finished (%s): process %d returns "
+                             "it to service, start returns now", host.name, why, pid)
+                return Ocf.SUCCESS
         flow.run(ctx.deadline)
         return Ocf.SUCCESS
+
+    def launch_returner(self, ctx: ocf.OcfContext) -> int:
+        """The return-to-service process: this agent's `start` again, in a process of its own
+        (parameters through the environment, never argv), bounded by the same start timeout."""
+        env = dict(ctx.env, **{RETURNER_ENV: "1"})
+        return worker.launch(ctx.state, env, __name__, name=RETURN_PIDFILE, entry="returner_main")
+
+    def returner(self, ctx: ocf.OcfContext) -> Optional[str]:
+        """"running" while the return-to-service process works, "ok" or "failed (exit N)" once it
+        ended, None when there is none."""
+        if worker.worker_pid(ctx.state, RETURN_PIDFILE) is not None:
+            return "running"
+        result = ctx.state.read_text(RETURN_RESULT)
+        if result is None:
+            return "failed (it was killed)" if ctx.state.exists(RETURN_PIDFILE) else None
+        code = result.strip()
+        return "ok" if code == "0" else f"failed (exit {code or '?'})"
 
     def stop(self, ctx: ocf.OcfContext) -> int:
         broken = ctx.problems or self.static_problems(ctx.values)
@@ -230,6 +274,10 @@ class NovaCompute(ocf.OcfAgent):
             # Broken configuration and no child of ours: nothing we could have started runs.
             ctx.state.remove(ACTIVE)
             return Ocf.SUCCESS
+        # the return-to-service process first: it must not start nova-compute behind this stop
+        if not worker.stop(ctx.state, ctx.deadline, ctx.log, name=RETURN_PIDFILE):
+            raise AgentError("the return-to-service process could not be stopped")
+        ctx.state.remove(RETURN_RESULT)
         # with a broken configuration, the PID file alone is enough to stop our child
         service = self.service(ctx) if not broken else ChildProcess([], ctx.state)
         service.stop(ctx.deadline)
@@ -243,6 +291,15 @@ class NovaCompute(ocf.OcfAgent):
             if not self.recorded_active(ctx):
                 return Ocf.NOT_RUNNING
             raise AgentError("invalid configuration: " + "; ".join(str(p) for p in problems), Ocf.ERR_CONFIGURED)
+        returning = self.returner(ctx)
+        if returning == "running":
+            return Ocf.SUCCESS  # held on purpose: the resource is started, nova-compute comes later
+        if returning is not None:
+            worker.stop(ctx.state, ctx.deadline, ctx.log, name=RETURN_PIDFILE)  # forget the PID file
+            ctx.state.remove(RETURN_RESULT)
+            if returning != "ok":
+                raise AgentError(f"the return to service of this host {returning}: see the log; Pacemaker "
+                                 f"recovers by stopping and starting the resource", Ocf.ERR_GENERIC)
         service = self.service(ctx)
         if not service.running():
             if ctx.state.exists(ACTIVE) and not ctx.is_probe:
@@ -272,6 +329,20 @@ class NovaCompute(ocf.OcfAgent):
         if svc.state != "up":
             raise AgentError(f"nova-compute runs but Nova reports {host.name} {svc.state}", Ocf.ERR_GENERIC)
         return Ocf.SUCCESS
+
+
+def returner_main() -> None:
+    """Entry point of the return-to-service process (see NovaCompute.launch_returner)."""
+    import os
+    import sys
+    from computeha.ocf_lib.state import StateDir, rsctmp
+    env = dict(os.environ)
+    with open(os.devnull, "w") as devnull:
+        code = ocf.run(NovaCompute(), ["NovaCompute", "start"], env, stdout=devnull, stderr=devnull)
+    StateDir(rsctmp(env), NovaCompute.info.name, env.get("OCF_RESOURCE_INSTANCE", "")).write_text(
+        RETURN_RESULT, f"{code}\n")
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def main() -> None:

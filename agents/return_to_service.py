@@ -1,12 +1,13 @@
 """Return of a fenced compute host to service: the ordered steps of NovaCompute `start`.
 
-Split agreed with fence_compute: its `on` action waits until the record says
-done and Nova lists no in-progress evacuation from the host, and returns
-WITHOUT clearing forced_down. Everything after that happens here, because only
-this node can restart nova-compute, and Nova refuses to clear forced_down
-(400) while `done` evacuation records of the host remain; they become
-`completed` only when the host's own nova-compute starts (init_host destroys
-the evacuated guests' leftovers).
+fence_compute's `on` (unfencing) returns at once and changes nothing: all of
+this happens here, because only this node can restart nova-compute, and Nova
+refuses to clear forced_down (400) while `done` evacuation records of the host
+remain; they become `completed` only when the host's own nova-compute starts
+(init_host destroys the evacuated guests' leftovers). When step 2 would have to
+wait, NovaCompute's `start` runs the whole sequence in a background process
+and returns at once (see nova_compute.py): a Pacemaker action that waits for
+another failure's recovery holds back the cluster's reaction to new failures.
 
     1. fenced?     record present, or the service is forced down / disabled with our reason
     2. wait        record done|failed (or gone) AND no in-progress evacuation from the host
@@ -136,6 +137,28 @@ class ReturnToService:
                           self.host, svc.disabled_reason)
         self._clear_record()
         self.log.info("nova-compute of %s is up and in service", self.host)
+
+    def hold_reason(self) -> Optional[str]:
+        """Why nova-compute must not start yet (this host was fenced and its evacuation is not
+        finished, or that cannot be told right now), or None. One read of each source, no wait:
+        `start` asks this to decide whether the return to service must go on in the background."""
+        svc = self.service_record()
+        if svc is None:
+            return "Nova cannot be asked whether this host was fenced"
+        record = self.record()
+        if not self.fenced(record, svc):
+            return None
+        migrations = self.evacuations()
+        if migrations is None:
+            return "Nova cannot list the evacuations from this host"
+        busy = in_progress(migrations)
+        if record is _UNREADABLE:
+            ready = not svc.forced_down and not busy
+            state = "record unreadable"
+        else:
+            ready = (record is None or record.finished) and not busy
+            state = f"record {record.state}" if record else "record unset"
+        return None if ready else f"{state}, {len(busy)} evacuation(s) in progress"
 
     def _wait_evacuation_finished(self, deadline: Deadline) -> None:
         stopped = False

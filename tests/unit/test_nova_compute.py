@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import pwd
+import subprocess
 import sys
 import textwrap
 from dataclasses import replace
@@ -22,7 +23,8 @@ import pytest
 
 from computeha.agents import nova_host
 from computeha.agents.compute_service import PID_FILE, ChildProcess, _proc_stat
-from computeha.agents.nova_compute import NovaCompute
+from computeha.agents import evacuation_worker as worker
+from computeha.agents.nova_compute import RETURN_PIDFILE, RETURN_RESULT, RETURNER_ENV, NovaCompute
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.attrs import ClusterAttributeError, MemoryAttributes
@@ -139,12 +141,25 @@ class Harness:
         self.attrs = attrs
         self.agent = NovaCompute(nova=lambda ctx: nova, attrs=lambda ctx: attrs, hostname="node-hostname")
         self.agent.poll_interval = 0.01
+        # the return-to-service process runs this agent's start with RETURNER_ENV set; here it runs inline
+        # (the in-memory Nova lives in this process), so a held start returns once the sequence ended
+        self.agent.launch_returner = self.returner_inline
+        self.launched = 0
         self.params = {"nova_compute_command": " ".join(f"'{a}'" for a in SLEEPER), "user": pwd.getpwuid(os.getuid()).pw_name,
                        "host": HOST, "stop_grace": "5", **params}
         self.state = StateDir(str(tmp), "NovaCompute", "nc")
         self.child = ChildProcess(SLEEPER, self.state)
         nova.alive = self.child.running
         self.stderr = ""
+
+    def returner_inline(self, ctx: ocf.OcfContext) -> int:
+        self.launched += 1
+        err = io.StringIO()
+        code = ocf.run(self.agent, ["NovaCompute", "start"], dict(ctx.env, **{RETURNER_ENV: "1"}),
+                       stdout=io.StringIO(), stderr=err)
+        self.returner_stderr = err.getvalue()
+        ctx.state.write_text(RETURN_RESULT, f"{code}\n")
+        return os.getpid()
 
     def env(self, timeout_s: float = 20, **extra: str) -> Dict[str, str]:
         env = {"OCF_RESOURCE_INSTANCE": "nc", "HA_RSCTMP": str(self.tmp), "OCF_RESKEY_CRM_meta_on_node": NODE,
@@ -276,11 +291,14 @@ def test_start_times_out_while_the_evacuation_runs_and_never_starts_nova_compute
     nova.fence()
     nova.evacuate_from_host(1)
     h.attrs.set(NODE, er.ATTRIBUTE, er.new(er.RUNNING).format())
-    assert h.run("start", timeout_s=3) == 1
-    assert "evacuation" in h.stderr and "record running" in h.stderr, h.stderr
+    # start itself returns at once; the return-to-service process gives up at the start timeout
+    assert h.run("start", timeout_s=3) == 0, h.stderr
+    assert "evacuation" in h.returner_stderr and "record running" in h.returner_stderr, h.returner_stderr
     assert not h.child.running()
     assert nova.services[HOST].forced_down
     assert h.attrs.get(NODE, er.ATTRIBUTE).startswith("running;")
+    assert h.run("monitor") == 1  # the failure reaches Pacemaker through monitor
+    assert not h.child.running()
 
 
 def test_a_nova_compute_started_behind_our_back_is_stopped_while_evacuating(h: Harness, nova: FakeNova) -> None:
@@ -291,7 +309,9 @@ def test_a_nova_compute_started_behind_our_back_is_stopped_while_evacuating(h: H
     nova.on_poll = lambda n: None
     h.attrs.set(NODE, er.ATTRIBUTE, er.new(er.REQUESTED).format())
     h.nova.alive = lambda: False  # not counted: we check the agent stopped it below
-    assert h.run("start", timeout_s=3) == 1
+    assert h.run("start", timeout_s=3) == 0  # held: stopped at once, the process waits (and times out)
+    assert not h.child.running()
+    assert h.run("monitor") == 1
     assert not h.child.running()
 
 
@@ -321,7 +341,9 @@ def test_unreadable_record_with_forced_down_keeps_waiting(tmp_path: Path, nova: 
     h = Harness(tmp_path, nova, Broken())
     nova.fence()
     try:
-        assert h.run("start", timeout_s=3) == 1
+        assert h.run("start", timeout_s=3) == 0  # held (in doubt), the process waits and times out
+        assert not h.child.running()
+        assert h.run("monitor") == 1
         assert not h.child.running()
     finally:
         h.child.stop(Deadline(5))
@@ -517,3 +539,76 @@ def test_programs_the_agent_runs_do_not_inherit_ocf_parameters(h: Harness, tmp_p
     text = dump.read_text()
     assert "s3cret-never-inherited" not in text and "OCF_RESKEY_" not in text
     assert "PATH=" in text  # the environment is filtered, not emptied
+
+
+# --- start never waits for an evacuation inside the action --------------------------------------
+
+def _held(h: Harness, nova: FakeNova) -> None:
+    nova.fence()
+    nova.evacuate_from_host(2)
+    h.attrs.set(NODE, er.ATTRIBUTE, er.new(er.RUNNING, "controller-0").format())
+
+
+def test_held_start_hands_the_sequence_to_a_process_and_returns(h: Harness, nova: FakeNova) -> None:
+    _held(h, nova)
+    sleeper = subprocess.Popen(SLEEPER, start_new_session=True)
+    launched: List[Dict[str, str]] = []
+
+    def launch(ctx: ocf.OcfContext) -> int:  # the real launch records the process the same way
+        launched.append(dict(ctx.env))
+        ctx.state.write_text(RETURN_PIDFILE, f"{sleeper.pid} {worker._stat(sleeper.pid)[1]}\n")
+        return sleeper.pid
+
+    h.agent.launch_returner = launch
+    try:
+        assert h.run("start") == 0, h.stderr
+        assert len(launched) == 1
+        assert not h.child.running(), "nova-compute must not run while the evacuation is in flight"
+        assert nova.writes == 0 and nova.services[HOST].forced_down
+        # monitor (and a probe) report the resource started while the process works; a second
+        # start (say, after a killed start) does not launch another one
+        assert h.run("monitor") == 0 and h.run("monitor", OCF_RESKEY_CRM_meta_interval="0") == 0
+        assert h.run("start") == 0 and len(launched) == 1
+        # stop ends that process first, then there is nothing left
+        assert h.run("stop") == 0, h.stderr
+        sleeper.wait(timeout=10)
+        assert h.run("monitor") == 7
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_held_start_runs_the_whole_sequence_in_the_returner(h: Harness, nova: FakeNova) -> None:
+    _held(h, nova)
+    polls = {"n": 0}
+
+    def progress(n: FakeNova) -> None:
+        polls["n"] += 1
+        if polls["n"] == 8:
+            n.finish_evacuations()
+            h.attrs.set(NODE, er.ATTRIBUTE, er.new(er.DONE, "2/2").format())
+
+    nova.on_poll = progress
+    nova.process = h.child.running
+    assert h.run("start") == 0, h.stderr
+    assert h.launched == 1
+    assert nova.ran_during_evacuation == []
+    assert h.run("monitor") == 0  # the process ended with 0: back to plain monitoring
+    assert h.child.running() and not nova.services[HOST].forced_down
+    assert h.attrs.get(NODE, er.ATTRIBUTE) is None
+
+
+def test_a_failed_return_to_service_is_a_monitor_error(h: Harness, nova: FakeNova) -> None:
+    _held(h, nova)
+
+    def launch(ctx: ocf.OcfContext) -> int:
+        ctx.state.write_text(RETURN_PIDFILE, "999999 0\n")
+        ctx.state.write_text(RETURN_RESULT, "1\n")
+        return 999999
+
+    h.agent.launch_returner = launch
+    assert h.run("start") == 0, h.stderr
+    assert h.run("monitor") == 1
+    assert "return to service of this host failed (exit 1)" in h.stderr
+    assert not h.state.exists(RETURN_RESULT) and not h.state.exists(RETURN_PIDFILE)

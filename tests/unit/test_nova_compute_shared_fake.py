@@ -16,7 +16,7 @@ from typing import Dict, List
 import pytest
 
 from computeha.agents.compute_service import ChildProcess
-from computeha.agents.nova_compute import NovaCompute
+from computeha.agents.nova_compute import RETURN_RESULT, RETURNER_ENV, NovaCompute
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.attrs import MemoryAttributes
@@ -64,6 +64,15 @@ def world(tmp_path: Path):
     attrs = MemoryAttributes()
     agent = NovaCompute(nova=lambda ctx: fake, attrs=lambda ctx: attrs)
     agent.poll_interval = 0.01
+
+    def returner_inline(ctx: ocf.OcfContext) -> int:
+        # the return-to-service process runs start with RETURNER_ENV; the fake lives here, so inline
+        code = ocf.run(agent, ["NovaCompute", "start"], dict(ctx.env, **{RETURNER_ENV: "1"}),
+                       stdout=io.StringIO(), stderr=io.StringIO())
+        ctx.state.write_text(RETURN_RESULT, f"{code}\n")
+        return os.getpid()
+
+    agent.launch_returner = returner_inline
     env = {"OCF_RESOURCE_INSTANCE": "nc", "HA_RSCTMP": str(tmp_path), "OCF_RESKEY_CRM_meta_on_node": HOST,
            "OCF_RESKEY_CRM_meta_timeout": "20000", "PATH": os.environ["PATH"], "OCF_RESKEY_host": HOST,
            "OCF_RESKEY_user": pwd.getpwuid(os.getuid()).pw_name,
