@@ -145,6 +145,9 @@ class Engine:
         self.first_issue_at: Optional[float] = None
         self._first_call: Dict[str, float] = {}
         self.refused: set = set()  # flagged nodes left alone (no fence evidence, mass-failure guard)
+        # when each host was flagged, finished records included: the mass-failure guard counts every host
+        # flagged within its window, not only those still waiting (an early one may be done already)
+        self.flagged: Dict[str, float] = {}
         self._planned: Dict[str, float] = {}  # node -> monotonic time of the server listing
 
     def _match(self, node: str, services: Sequence[Service]) -> Optional[Service]:
@@ -239,6 +242,8 @@ class Engine:
         active = {}
         for node, value in values.items():
             record = rec.parse(value)
+            if record is not None and record.since:
+                self.flagged[node] = float(record.since)
             if record is not None and record.state in (rec.REQUESTED, rec.RUNNING):
                 active[node] = record
         for node in list(self.hosts):
@@ -298,11 +303,13 @@ class Engine:
             return ""
         total = len([s for s in services if s.binary == "nova-compute"])
         now = self.clock()
-        recent = [n for n, r in active.items() if r.since == 0 or now - r.since <= self.s.mass_failure_window]
+        recent = {n for n, r in active.items() if r.since == 0 or now - r.since <= self.s.mass_failure_window}
+        recent |= {n for n, since in self.flagged.items() if now - since <= self.s.mass_failure_window}
         if total and len(recent) >= 2 and len(recent) * 100 > share * total:
             return (f"MASS FAILURE GUARD: {len(recent)} of {total} compute hosts flagged within "
                     f"{self.s.mass_failure_window:.0f}s (more than {share}%): this looks like a partition, "
-                    f"automatic evacuation suspended; evacuate by hand or clear the records")
+                    f"automatic evacuation suspended. Once the hosts are known dead, raise mass_failure_share to "
+                    f"100 on this resource (crm_resource --set-parameter) to evacuate them, and set it back after")
         return ""
 
     def _prefetch_host(self, nova_host: str, epoch: int) -> tuple:

@@ -385,6 +385,29 @@ def test_mass_failure_guard_stops_automatic_evacuation(tmp_path, caplog):
     assert progress.get("compute-0", rec.PROGRESS_ATTRIBUTE) == "blocked: mass failure"
 
 
+def test_mass_failure_guard_counts_a_host_already_evacuated_in_the_window(tmp_path, caplog):
+    """Two of three hosts fail two seconds apart: the first is evacuated before the second is
+    flagged, but the second crosses the threshold and must be blocked."""
+    nova = MiniNova()
+    first = nova.add_server("compute-0").id
+    second = nova.add_server("compute-1").id
+    nova.fence("compute-0")
+    engine, attrs, progress = make(tmp_path, nova, mass_failure_share=50)
+    flag(attrs, "compute-0")
+    with caplog.at_level(logging.CRITICAL, logger="test-evacuation"):
+        try:
+            assert engine.run_until_idle(5)
+            assert record(attrs, "compute-0").state == rec.DONE
+            nova.fence("compute-1")
+            flag(attrs, "compute-1")
+            assert engine.run_until_idle(5)
+        finally:
+            engine.close()
+    assert nova.evacuations.get(first) == 1 and not nova.evacuations.get(second)
+    assert "MASS FAILURE GUARD: 2 of 3" in caplog.text
+    assert progress.get("compute-1", rec.PROGRESS_ATTRIBUTE) == "blocked: mass failure"
+
+
 def test_target_aggregate_sends_instances_to_reserved_hosts(tmp_path):
     nova = MiniNova(hosts=("compute-0", "compute-1", "spare-1"))
     nova.aggs.append(Aggregate(id="9", name="reserved", hosts=("spare-1",)))
