@@ -36,6 +36,6 @@ def stack(e2e_stack: Stack) -> Iterator[Stack]:
     yield e2e_stack
     e2e_stack.unblock_nova_api()
     e2e_stack.unblock_bmc()
-    for host in e2e_stack.hosts:
-        e2e_stack.bmc_fault(host)
+    for n in e2e_stack.cluster.layout.nodes:
+        e2e_stack.bmc_fault(n.name)
     e2e_stack.cluster.restore_all()

@@ -227,6 +227,13 @@ class Stack:
                                "--lifetime", "reboot", "--query", "--quiet"], check=False)
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
+    def cli_status(self) -> str:
+        """``computeha status`` on a controller, as an operator would run it."""
+        ctl = self.cluster.controller()
+        proc = self.cluster.x(ctl, [self.cluster.layout.agent_python, "-m", "computeha.crm_templates.cli",
+                                    "status", "--no-watch"], check=False, timeout=60)
+        return proc.stdout
+
     def nova_compute_pid(self, host: str) -> Optional[int]:
         for pid in self.cluster.node_pids(host):
             argv = _cmdline(pid)
@@ -475,8 +482,8 @@ class Stack:
         """Back to baseline after a scenario: cables plugged, nodes powered, ready."""
         self.unblock_bmc()
         self.unblock_nova_api()
-        for host in self.hosts:
-            self.bmc_fault(host)
+        for n in self.cluster.layout.nodes:
+            self.bmc_fault(n.name)
         self.cluster.restore_all()
         # what an operator does after repairing a fault: forget the failed starts/monitors (e.g.
         # a fence device whose BMC refused the password) so that every resource may run again

@@ -219,13 +219,14 @@ def bmc_fault_file(layout: Layout, node: Node) -> Path:
 
 def bmc_faults(layout: Layout, node: Node) -> Dict[str, float]:
     """Injected BMC misbehaviour, re-read on every call so tests can switch it on and off:
-    ``{"stuck_on": 1}`` (power off accepted, power stays on), ``{"reply_delay": s}``
+    ``{"stuck_on": 1}`` (power off accepted, power stays on), ``{"stay_off": 1}`` (power on
+    accepted, the node stays off: a host that does not come back), ``{"reply_delay": s}``
     (every call answers s seconds late)."""
     try:
         raw = json.loads(bmc_fault_file(layout, node).read_text())
     except (OSError, ValueError):
         return {}
-    return {k: float(v) for k, v in raw.items() if k in ("stuck_on", "reply_delay")}
+    return {k: float(v) for k, v in raw.items() if k in ("stuck_on", "stay_off", "reply_delay")}
 
 
 def chassis(layout: Layout, node: Node, args: List[str]) -> int:
@@ -254,9 +255,9 @@ def chassis(layout: Layout, node: Node, args: List[str]) -> int:
         for key, value in pairs:
             if key == "power":
                 old, new = power_state(layout, node), int(value)
-                if new == 0 and faults.get("stuck_on"):  # accepts the request, power stays on
+                if (new == 0 and faults.get("stuck_on")) or (new == 1 and faults.get("stay_off")):
                     with open(layout.node_dir(node) / "bmc" / "chassis.log", "a") as f:
-                        f.write(f"{time.time():.3f} power off ignored (stuck on)\n")
+                        f.write(f"{time.time():.3f} power {new} accepted but ignored (injected fault)\n")
                     continue
                 set_power_state(layout, node, new)
                 if old == 1 and new == 0:
