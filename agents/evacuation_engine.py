@@ -434,8 +434,11 @@ class Engine:
             return False
 
     def _our_migrations(self, migrations: Sequence[Migration], nova_host: str, epoch: int) -> List[Migration]:
+        # `completed` is never this request's: a record becomes completed only when its source nova-compute
+        # starts again, which NovaCompute holds until this request is finished. Within CLOCK_SLACK it is the
+        # host's previous failure, and counting it would skip an instance that has come back to the host since.
         return [m for m in migrations if m.migration_type in ("evacuation", "") and m.source_compute == nova_host
-                and nova_time(m.created_at) >= epoch - CLOCK_SLACK]
+                and m.status != "completed" and nova_time(m.created_at) >= epoch - CLOCK_SLACK]
 
     def _load_targets(self, services: Sequence[Service], failed_node: str) -> None:
         try:
