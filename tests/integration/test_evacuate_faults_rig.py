@@ -94,7 +94,7 @@ def test_nova_api_down_mid_evacuation(cloud, attrs, tmp_path, fault_report):
     assert done_before < N, "nova-api stopped after everything was done: nothing tested"
     observe(fault_report, f"nova-api stopped with {done_before}/{N} evacuations finished (SIGTERM, {stopping:.1f} s "
             f"to exit), then gone {down:.1f} s until it answered again; "
-                         f"{out.summary()}; run {run.seconds:.1f} s")
+            f"{out.summary()}; run {run.seconds:.1f} s")
 
 
 # --- 2. answers slower than the client timeout -------------------------------------------------------
@@ -142,8 +142,8 @@ def test_answers_slower_than_the_client_timeout(cloud, attrs, tmp_path, fault_re
     assert state["late"] == "answered" and proxy.delayed, "no evacuate answer was held back"
     assert state["slowed"] >= 2, "the slow window never hit a call"
     observe(fault_report, f"{state['slowed']} calls held {slow:.0f} s (> api_timeout {api_timeout:.0f} s) in a "
-                         f"{window_s:.0f} s window, 1 evacuate answer lost after Nova acted, {posts} evacuate "
-                         f"POSTs for {N} instances; {out.summary()}; run {run.seconds:.1f} s")
+            f"{window_s:.0f} s window, 1 evacuate answer lost after Nova acted, {posts} evacuate "
+            f"POSTs for {N} instances; {out.summary()}; run {run.seconds:.1f} s")
 
 
 # --- 3. 5xx bursts -----------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_5xx_bursts(cloud, attrs, tmp_path, fault_report):
     assert_recovered(out)
     assert codes[500] >= 1 and codes[503] >= 1, codes
     observe(fault_report, f"{codes[503]} x 503 + {codes[500]} x 500 answered in {bursts} bursts, {posts} evacuate "
-                         f"POSTs for {N} instances; {out.summary()}; run {run.seconds:.1f} s")
+            f"POSTs for {N} instances; {out.summary()}; run {run.seconds:.1f} s")
 
 
 # --- 4. the agent's Keystone token revoked ---------------------------------------------------------------
@@ -258,7 +258,7 @@ def test_rabbitmq_restart(cloud, attrs, tmp_path, fault_report):
     assert_recovered(out)
     assert done_before < N
     observe(fault_report, f"RabbitMQ down {down:.1f} s (stop took {stopped:.1f} s) with {done_before}/{N} "
-                         f"evacuations finished; {out.summary()}; run {run.seconds:.1f} s")
+            f"evacuations finished; {out.summary()}; run {run.seconds:.1f} s")
 
 
 # --- 6. the target compute dies while receiving ---------------------------------------------------------------
@@ -382,8 +382,8 @@ def test_seeded_sigkill_loop(cloud, attrs, tmp_path, fault_report):
     assert worker.worker_pid(state) is None
     assert phase["with evacuations in flight"] >= 1, phase  # the loop really hit a run in progress
     observe(fault_report, f"seed {SEED}: {RUNS} runs x {KILL_N} instances, {kills} SIGKILLs at "
-                         f"{', '.join(at_points)} s after the fence "
-                         f"({', '.join(f'{v} {k}' for k, v in sorted(phase.items()))}); "
-                         f"{by_monitor} restarts by monitor, {by_restart} "
-                         f"by stop/start; evacuations per run {seen} (each instance exactly once, all ACTIVE "
-                         f"elsewhere, 0 zombies, record done)")
+            f"{', '.join(at_points)} s after the fence "
+            f"({', '.join(f'{v} {k}' for k, v in sorted(phase.items()))}); "
+            f"{by_monitor} restarts by monitor, {by_restart} "
+            f"by stop/start; evacuations per run {seen} (each instance exactly once, all ACTIVE "
+            f"elsewhere, 0 zombies, record done)")
