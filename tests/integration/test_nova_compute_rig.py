@@ -15,6 +15,7 @@ import io
 import os
 import pwd
 import shlex
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import Dict, List
 import pytest
 
 from computeha.agents.compute_service import ChildProcess
-from computeha.agents.nova_compute import NovaCompute
+from computeha.agents import evacuation_worker as worker
+from computeha.agents.nova_compute import RETURN_PIDFILE, RETURN_RESULT, RETURNER_ENV, NovaCompute
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.nova import IN_PROGRESS_MIGRATION
@@ -57,6 +59,27 @@ class AgentOnRig:
         }
         self.child = ChildProcess(cmd.argv, StateDir(str(tmp), "NovaCompute", INSTANCE))
         self.stderr = ""
+        self.returner_stderr = ""
+        # the return-to-service process is this agent's start with RETURNER_ENV set; the cluster
+        # record here is a file this process injects, so the sequence runs in a thread of ours,
+        # with a stand-in process that lives as long as it does (what monitor and stop look at)
+        self.agent.launch_returner = self.returner_in_thread
+
+    def returner_in_thread(self, ctx: ocf.OcfContext) -> int:
+        marker = subprocess.Popen(["sleep", "3600"], start_new_session=True)
+        ctx.state.write_text(RETURN_PIDFILE, f"{marker.pid} {worker._stat(marker.pid)[1]}\n")
+        env = dict(ctx.env, **{RETURNER_ENV: "1"})
+
+        def body() -> None:
+            err = io.StringIO()
+            code = ocf.run(self.agent, ["NovaCompute", "start"], env, stdout=io.StringIO(), stderr=err)
+            self.returner_stderr = err.getvalue()
+            ctx.state.write_text(RETURN_RESULT, f"{code}\n")
+            marker.kill()
+            marker.wait()
+
+        threading.Thread(target=body, daemon=True).start()
+        return marker.pid
 
     def run(self, action: str, timeout_s: float = 120, **extra: str) -> int:
         env = {"OCF_RESOURCE_INSTANCE": INSTANCE, "HA_RSCTMP": str(self.tmp),
@@ -171,17 +194,24 @@ def test_fenced_host_waits_for_its_evacuation_then_returns_to_service(agent_on_r
         hosts = {getattr(nova.servers.get(sid), "OS-EXT-SRV-ATTR:host") for sid in a.servers}
         assert a.host not in hosts
         assert not a.child.running(), "nova-compute started before the record said done"
+        # start itself returned at once (held); the return-to-service process waits
+        starter.join(timeout=60)
+        assert not starter.is_alive() and result.get("start") == 0, a.stderr
+        assert a.run("monitor") == 0, a.stderr  # the resource counts as started meanwhile
         a.attrs.set(a.host, er.ATTRIBUTE, er.new(er.DONE, "3/3").format())
-        starter.join(timeout=240)
+        deadline = time.monotonic() + 240
+        state = StateDir(str(a.tmp), "NovaCompute", INSTANCE)
+        while worker.worker_pid(state, RETURN_PIDFILE) is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         watcher.stop_flag.set()
         watcher.join(timeout=10)
     elapsed = time.monotonic() - started
-    assert not starter.is_alive()
-    assert result.get("start") == 0, a.stderr
+    assert a.run("monitor") == 0, (a.stderr, a.returner_stderr)
+    assert a.child.running()
     assert watcher.violations == [], watcher.violations
     assert watcher.saw_waiting > 0, "the watcher never saw an evacuation in flight: the test proved nothing"
-    print(f"start returned {elapsed:.1f}s after it began; {watcher.samples} samples, "
+    print(f"returned to service {elapsed:.1f}s after start began; {watcher.samples} samples, "
           f"{watcher.saw_waiting} with evacuations in flight")
 
     svc = service(rig, a.host)
