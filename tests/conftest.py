@@ -13,5 +13,11 @@ pytest_plugins = [
 
 def pytest_collection_modifyitems(session, config, items):
     """The end-to-end scenarios reconfigure both shared rigs (the cluster's CIB, where each host's
-    nova-compute runs): they run after every other test that uses those rigs."""
-    items.sort(key=lambda item: "/integration/test_e2e_" in str(item.fspath))
+    nova-compute runs): they run after every other test that uses those rigs. Before them, the
+    cluster rig's own tests, which move a compute's nova-compute into a cluster node and back:
+    right after them a server booted on that compute went to ERROR (seen twice, cause not yet
+    found), so the OpenStack-only tests run before them."""
+    def order(item) -> tuple:
+        path = str(item.fspath)
+        return ("/integration/test_e2e_" in path, "/integration/test_cluster_rig" in path)
+    items.sort(key=order)

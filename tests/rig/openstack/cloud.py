@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
@@ -314,9 +315,12 @@ class OpenStackRig:
     def restore_computes(self, timeout: float = 90) -> None:
         """Every compute powered on, running, enabled, not forced down, and reported up."""
         from novaclient import exceptions as nexc
+        started = []
         for host in self.compute_hosts:
             if self.power_state(host) != records.POWER_ON:
                 self.power_on(host, start_compute=False)
+            if procs.recorded("nova-compute-%s" % host, self.paths.run) is None:
+                started.append(host)
             self.start_compute(host)
         nova = self.nova()
         for host in self.compute_hosts:
@@ -335,8 +339,23 @@ class OpenStackRig:
                 procs.wait_until(force_up, timeout, "force-up of %s accepted" % host, interval=1)
         for host in self.compute_hosts:
             self.wait_service_state(host, "up", timeout)
+        # Nova says "up" on the last heartbeat of the previous nova-compute; a server scheduled to a
+        # host whose new nova-compute has not finished init_host is put into ERROR by it. A heartbeat
+        # written after this point (and after our own force-up/enable writes) proves init_host is over.
+        since = time.time() + 1
+        for host in started:
+            procs.wait_until(lambda: _epoch(getattr(self.compute_service(host), "updated_at", "")) > since,
+                             timeout, "a heartbeat of the restarted nova-compute of %s" % host, interval=0.5)
 
     def _check_host(self, host: str) -> None:
         if host not in self.compute_hosts:
             raise ValueError("unknown compute host %r (rig has %s)" % (host, ", ".join(self.compute_hosts)))
 
+
+def _epoch(text) -> float:
+    """Epoch seconds of a Nova timestamp (UTC); 0 when unreadable."""
+    import calendar
+    try:
+        return float(calendar.timegm(time.strptime(str(text or "").strip()[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return 0.0
