@@ -25,6 +25,7 @@ from computeha.ocf_lib.nova_auth import AuthConfig
 from computeha.ocf_lib.nova_client import NovaClient
 from computeha.ocf_lib.state import StateDir
 from tests.integration.evacuate_proxy import NovaProxy
+from tests.rig.openstack.cloud import nova_epoch
 
 LOG = logging.getLogger("computeha.test.faults")
 SOURCE = "compute-0"
@@ -119,15 +120,6 @@ def restore(rig) -> None:
         return nova_epoch(updated) > since
     for host in rig.compute_hosts:
         wait_for(lambda: beat(host), 90, f"a fresh heartbeat of {host}", interval=0.5)
-
-
-def nova_epoch(text: str) -> float:
-    """Epoch seconds of a Nova timestamp (UTC, naive or with zone); 0 if unreadable."""
-    import calendar
-    try:
-        return float(calendar.timegm(time.strptime(str(text).strip()[:19], "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return 0.0
 
 
 class EngineThread:

@@ -344,7 +344,7 @@ class OpenStackRig:
         # written after this point (and after our own force-up/enable writes) proves init_host is over.
         since = time.time() + 1
         for host in started:
-            procs.wait_until(lambda: _epoch(getattr(self.compute_service(host), "updated_at", "")) > since,
+            procs.wait_until(lambda: nova_epoch(getattr(self.compute_service(host), "updated_at", "")) > since,
                              timeout, "a heartbeat of the restarted nova-compute of %s" % host, interval=0.5)
 
     def _check_host(self, host: str) -> None:
@@ -352,7 +352,7 @@ class OpenStackRig:
             raise ValueError("unknown compute host %r (rig has %s)" % (host, ", ".join(self.compute_hosts)))
 
 
-def _epoch(text) -> float:
+def nova_epoch(text) -> float:
     """Epoch seconds of a Nova timestamp (UTC); 0 when unreadable."""
     import calendar
     try:
