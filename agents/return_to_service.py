@@ -148,36 +148,36 @@ class ReturnToService:
         record = self.record()
         if not self.fenced(record, svc):
             return None
+        ready, detail = self._evacuation_state(record, svc)
+        if ready is None:
+            return "Nova cannot list the evacuations from this host"
+        return None if ready else detail
+
+    def _evacuation_state(self, record, svc: Optional[Service]):
+        """(ready, detail): may nova-compute start, as far as this host's evacuation goes? ready is
+        None when Nova cannot list the evacuations. ``svc`` is read here only when needed (an
+        unreadable record) and not given."""
         migrations = self.evacuations()
         if migrations is None:
-            return "Nova cannot list the evacuations from this host"
+            return None, ""
         busy = in_progress(migrations)
         if record is _UNREADABLE:
-            ready = not svc.forced_down and not busy
+            svc = svc if svc is not None else self.service_record()
+            ready = svc is not None and not svc.forced_down and not busy
             state = "record unreadable"
         else:
             ready = (record is None or record.finished) and not busy
             state = f"record {record.state}" if record else "record unset"
-        return None if ready else f"{state}, {len(busy)} evacuation(s) in progress"
+        return ready, f"{state}, {len(busy)} evacuation(s) in progress"
 
     def _wait_evacuation_finished(self, deadline: Deadline) -> None:
         stopped = False
         seen = [""]
 
         def finished():
-            record = self.record()
-            migrations = self.evacuations()
-            if migrations is None:
+            ready, detail = self._evacuation_state(self.record(), None)
+            if ready is None:
                 return None
-            busy = in_progress(migrations)
-            if record is _UNREADABLE:
-                state = "record unreadable"
-                svc = self.service_record()
-                ready = svc is not None and not svc.forced_down and not busy
-            else:
-                state = f"record {record.state}" if record else "record unset"
-                ready = (record is None or record.finished) and not busy
-            detail = f"{state}, {len(busy)} evacuation(s) in progress"
             if detail != seen[0]:
                 self.log.info("%s: %s", self.step.name, detail)
                 seen[0] = detail
