@@ -8,7 +8,7 @@ must not silently drop a setting.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 # Pacemaker ids are XML IDs: a letter or underscore first, then letters, digits, . _ -

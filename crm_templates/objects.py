@@ -6,7 +6,7 @@ chosen here too, so every rendering names objects the same way.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
 from . import agent_params as ap

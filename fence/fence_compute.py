@@ -36,7 +36,7 @@ import os
 import socket
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib import fence

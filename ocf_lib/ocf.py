@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, List, Mapping, Optional, Sequence, TextIO
+from typing import Callable, List, Mapping, Sequence, TextIO
 
 from . import log as ocflog
 from .deadline import Deadline, DeadlineExceeded, ocf_timeout

@@ -21,9 +21,9 @@ from computeha.agents.evacuation_engine import Engine
 from computeha.agents.evacuation_params import Settings
 from computeha.agents.evacuation_store import FileAttributes, ProgressStore
 from computeha.ocf_lib import evacuation_record as er
-from computeha.ocf_lib.nova_auth import AuthConfig
 from computeha.ocf_lib.nova_client import NovaClient
 from computeha.ocf_lib.state import StateDir
+from tests.integration import nova_rig_helpers
 from tests.integration.evacuate_proxy import NovaProxy
 from tests.rig.openstack.cloud import nova_epoch
 
@@ -66,20 +66,9 @@ class FaultProxy(NovaProxy):
             return Counter(status for _, _, _, status in self.log)
 
 
-def adapter(rig, **auth) -> NovaClient:
-    values = {"cloud": rig.cloud_name, "clouds_yaml": str(rig.clouds_yaml)}
-    values.update({k: str(v) for k, v in auth.items()})
-    return NovaClient.from_config(AuthConfig.from_values(values))
-
-
 def fence(rig, attrs, host: str = SOURCE) -> None:
-    """What a successful fence does: power cut, forced down + disabled with our reason, record requested."""
-    rig.power_off(host)
-    nova = rig.nova()
-    svc = rig.compute_service(host)
-    nova.services.force_down(svc.id, True)
-    nova.services.disable_log_reason(svc.id, er.disabled_reason("fenced by the fault test"))
-    attrs.set(host, er.ATTRIBUTE, er.new(er.REQUESTED, "fault test").format())
+    """What a successful fence does (see nova_rig_helpers.fence), for the fault tests' source host."""
+    nova_rig_helpers.fence(rig, host, attrs, by="the fault test")
 
 
 def migrations_from(rig, host: str = SOURCE) -> List[dict]:

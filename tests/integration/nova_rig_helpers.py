@@ -1,10 +1,20 @@
-"""Helpers for the fence_compute / Nova adapter tests on the real OpenStack rig."""
+"""Helpers for the tests (and the evacuation benchmark) on the real OpenStack rig.
+
+`fence` leaves exactly what a successful power fence plus fence_compute `off` leave
+behind: the host without power (its guests gone), its nova-compute service forced
+down and disabled with our reason, and (given the cluster attributes) the
+evacuation request recorded.
+"""
 from __future__ import annotations
 
 import time
 from typing import Callable, Optional, TypeVar
 
 import pytest
+
+from computeha.ocf_lib import evacuation_record as er
+from computeha.ocf_lib.nova_auth import AuthConfig
+from computeha.ocf_lib.nova_client import NovaClient
 
 T = TypeVar("T")
 
@@ -66,3 +76,21 @@ def boot_on(rig, host: str, prefix: str, timeout: float = 120.0):
             rig.delete_servers([s.id for s in rig.nova().servers.list(search_opts={"all_tenants": 1})
                                 if s.name == f"{prefix}-{attempt}-0"])
             time.sleep(3)
+
+
+def adapter(rig, **auth) -> NovaClient:
+    """Our Nova adapter, authenticated from the rig's clouds.yaml (plus any auth overrides)."""
+    values = {"cloud": rig.cloud_name, "clouds_yaml": str(rig.clouds_yaml)}
+    values.update({k: str(v) for k, v in auth.items()})
+    return NovaClient.from_config(AuthConfig.from_values(values))
+
+
+def fence(rig, host: str, attrs=None, by: str = "the test", at: Optional[float] = None) -> None:
+    """Power cut, service forced down + disabled with our reason, and (with `attrs`) the record requested."""
+    rig.power_off(host)
+    nova = rig.nova()
+    svc = rig.compute_service(host)
+    nova.services.force_down(svc.id, True)
+    nova.services.disable_log_reason(svc.id, er.disabled_reason(f"fenced by {by}"))
+    if attrs is not None:
+        attrs.set(host, er.ATTRIBUTE, er.new(er.REQUESTED, by, at).format())

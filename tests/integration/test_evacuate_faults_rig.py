@@ -31,8 +31,9 @@ from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.nova_auth import AuthConfig, make_session
 from computeha.ocf_lib.state import StateDir
-from tests.integration.fault_helpers import (SOURCE, EngineThread, FaultProxy, adapter, assert_recovered, fence,
-                                             issued, migrations_from, outcome, restore, wait_for)
+from tests.integration.fault_helpers import (SOURCE, EngineThread, FaultProxy, assert_recovered, fence, issued,
+                                             migrations_from, outcome, restore, wait_for)
+from tests.integration.nova_rig_helpers import adapter
 from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]

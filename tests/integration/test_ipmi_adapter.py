@@ -7,7 +7,6 @@ power state file, and with ipmitool -I lanplus as an independent client
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import sys

@@ -24,30 +24,14 @@ from computeha.agents.evacuation_params import Settings
 from computeha.agents.evacuation_store import FileAttributes, ProgressStore
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
-from computeha.ocf_lib.nova_auth import AuthConfig
-from computeha.ocf_lib.nova_client import NovaClient
 from computeha.ocf_lib.state import StateDir
 from tests.integration.evacuate_proxy import NovaProxy
+from tests.integration.nova_rig_helpers import adapter, fence
 from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]
 
 LOG = logging.getLogger("computeha.test.evacuate")
-
-
-def adapter(rig) -> NovaClient:
-    return NovaClient.from_config(AuthConfig.from_values({"cloud": rig.cloud_name,
-                                                          "clouds_yaml": str(rig.clouds_yaml)}))
-
-
-def fence(rig, host: str, attrs) -> None:
-    """What a successful fence does: power cut, forced down + disabled with our reason, record requested."""
-    rig.power_off(host)
-    nova = rig.nova()
-    svc = rig.compute_service(host)
-    nova.services.force_down(svc.id, True)
-    nova.services.disable_log_reason(svc.id, er.disabled_reason("fenced by the test"))
-    attrs.set(host, er.ATTRIBUTE, er.new(er.REQUESTED, "test").format())
 
 
 def evacuations_of(rig, server_id: str) -> List[dict]:
@@ -112,6 +96,49 @@ def test_the_right_instances_move_in_the_right_power_state(openstack_cloud, attr
     assert svc.disabled_reason.startswith("computeha:") and "done 4/4" in svc.disabled_reason
     # the zombie-truthful driver: none of these guests runs twice
     assert not set(rig.zombies()) & set(moved + unmarked + elsewhere)
+
+
+def test_local_disk_policy_skip_moves_only_volume_backed_marked_instances(openstack_cloud, attrs, tmp_path, caplog):
+    """Mixed flavors and disks: marked by a flavor extra spec or by server metadata, on local disk or
+    boot-from-volume (the rig's stand-in: Nova shows an empty image, see make_volume_backed). With
+    no_shared_storage and local_disk_policy=skip only the marked volume-backed ones move; the marked
+    local-disk one stays, reported with the reason; an unmarked volume-backed one stays too."""
+    rig = openstack_cloud
+    nova = rig.nova()
+    flavor = nova.flavors.create("ev-marked-flavor", ram=64, vcpus=1, disk=1, flavorid="auto")
+    try:
+        flavor.set_keys({"evacuable": "true"})
+        by_flavor = [s.id for s in rig.boot_servers(2, flavor=flavor.name, hosts=["compute-0"], name_prefix="ev-flv")]
+        by_meta = [s.id for s in rig.boot_servers(1, flavor="m1.small", hosts=["compute-0"],
+                                                  metadata={"evacuable": "true"}, name_prefix="ev-meta")]
+        plain = [s.id for s in rig.boot_servers(1, hosts=["compute-0"], name_prefix="ev-plain")]
+        volume_backed, local_disk = [by_flavor[0], by_meta[0]], [by_flavor[1]]
+        for sid in volume_backed + plain:
+            rig.make_volume_backed(sid)
+        assert nova.servers.get(by_meta[0]).image == ""  # what the API shows of a boot-from-volume server
+        assert nova.servers.get(local_disk[0]).image["id"]
+        fence(rig, "compute-0", attrs)
+        engine = engine_for(rig, attrs, tmp_path, no_shared_storage=True, local_disk_policy="skip")
+        with caplog.at_level(logging.INFO, logger=LOG.name):
+            try:
+                assert engine.run_until_idle(180)
+            finally:
+                engine.close()
+        now = servers(rig, volume_backed + local_disk + plain)
+        for sid in volume_backed:
+            assert host_of(now[sid]) in ("compute-1", "compute-2"), sid
+            assert now[sid].status == "ACTIVE"
+            assert [m["status"] for m in evacuations_of(rig, sid)] in (["done"], ["completed"])
+        for sid in local_disk + plain:
+            assert host_of(now[sid]) == "compute-0" and evacuations_of(rig, sid) == [], sid
+        record = er.parse(attrs.get("compute-0", er.ATTRIBUTE))
+        assert record.state == er.DONE and record.detail == "2/2"
+        skipped = [r.getMessage() for r in caplog.records if local_disk[0] in r.getMessage()]
+        assert any("local disk would be lost (local_disk_policy=skip)" in m for m in skipped), skipped
+        assert any("not marked" in r.getMessage() for r in caplog.records if plain[0] in r.getMessage())
+        assert not set(rig.zombies()) & set(volume_backed + local_disk + plain)
+    finally:
+        nova.flavors.delete(flavor.id)
 
 
 def test_a_host_without_fence_evidence_is_never_evacuated(openstack_cloud, attrs, tmp_path):

@@ -7,8 +7,7 @@ migration states accepted -> ... -> done -> completed, and the pre-2.53 path.
 """
 from __future__ import annotations
 
-import time
-from typing import List, Optional
+from typing import List
 
 import pytest
 

@@ -21,7 +21,6 @@ def _host(nova, sid: str) -> str:
 
 def test_servers_boot_on_every_compute_with_requested_attributes(openstack_cloud):
     rig = openstack_cloud
-    nova = rig.nova()
     servers = rig.boot_servers(len(rig.compute_hosts), flavor="m1.small", metadata={"ha": "on"},
                                tags=["rig-smoke"], name_prefix="attrs")
     assert sorted(getattr(s, HOST_ATTR) for s in servers) == sorted(rig.compute_hosts)

@@ -13,7 +13,6 @@ import logging
 import time
 from dataclasses import replace
 
-import pytest
 
 from computeha.agents.evacuation_engine import Engine
 from computeha.agents.evacuation_params import Settings

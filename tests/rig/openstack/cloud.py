@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set
@@ -298,6 +299,21 @@ class OpenStackRig:
             return not any(s.id in ids for s in nova.servers.list(search_opts={"all_tenants": 1}))
         procs.wait_until(gone, timeout, "servers deleted", interval=0.5)
 
+    def make_volume_backed(self, server_id: str) -> None:
+        """Make a booted server look boot-from-volume to the API, the stand-in for Cinder this rig lacks.
+
+        Nova shows a boot-from-volume server with an empty ``image`` (its root disk is a volume,
+        not a copy of an image), and that is what an evacuation agent can see of it. Clearing the
+        instance's image_ref in the cell database gives exactly that view; Nova's own rebuild on
+        evacuate then recreates the guest without an image, as it does for a volume-backed one.
+        """
+        if not all(c in "0123456789abcdef-" for c in server_id):
+            raise ValueError("not a server id: %r" % server_id)
+        sql = "UPDATE nova.instances SET image_ref='' WHERE uuid='%s' AND deleted=0;" % server_id
+        cmd = commands.Command(["mariadb", "--no-defaults", "-S", str(commands.mariadb_socket(self.paths)),
+                                "-u", "root", "-e", sql], commands.base_env(self.paths))
+        subprocess.run(cmd.argv, env=cmd.env, check=True, capture_output=True, timeout=30)
+
     def server_ids(self) -> Set[str]:
         return {s.id for s in self.nova().servers.list(search_opts={"all_tenants": 1})}
 
@@ -315,18 +331,17 @@ class OpenStackRig:
     def restore_computes(self, timeout: float = 90) -> None:
         """Every compute powered on, running, enabled, not forced down, and reported up."""
         from novaclient import exceptions as nexc
-        started = []
         for host in self.compute_hosts:
             if self.power_state(host) != records.POWER_ON:
                 self.power_on(host, start_compute=False)
-            if procs.recorded("nova-compute-%s" % host, self.paths.run) is None:
-                started.append(host)
             self.start_compute(host)
         nova = self.nova()
+        touched = set()  # hosts whose service record we wrote: that write moves updated_at too
         for host in self.compute_hosts:
             svc = self.compute_service(host)
             if svc.status != "enabled":
                 nova.services.enable(svc.id)
+                touched.add(host)
             if svc.forced_down:
                 # Refused (400) while evacuations from the host are still 'done' rather
                 # than 'completed'; the restarted compute completes them within seconds.
@@ -337,15 +352,20 @@ class OpenStackRig:
                     except nexc.BadRequest:
                         return False
                 procs.wait_until(force_up, timeout, "force-up of %s accepted" % host, interval=1)
+                touched.add(host)
         for host in self.compute_hosts:
             self.wait_service_state(host, "up", timeout)
         # Nova says "up" on the last heartbeat of the previous nova-compute; a server scheduled to a
-        # host whose new nova-compute has not finished init_host is put into ERROR by it. A heartbeat
-        # written after this point (and after our own force-up/enable writes) proves init_host is over.
-        since = time.time() + 1
-        for host in started:
+        # host whose current nova-compute has not finished init_host is put into ERROR by it.
+        # Heartbeats only start after init_host, so one written after the current process started
+        # (and after our own writes above) proves it is over, whoever started that process (a
+        # test or the cluster rig's detach may have, before this call).
+        written = time.time() + 1
+        for host in self.compute_hosts:
+            began = procs.started_at("nova-compute-%s" % host, self.paths.run) or 0.0
+            since = max(began + 1, written if host in touched else 0.0)
             procs.wait_until(lambda: nova_epoch(getattr(self.compute_service(host), "updated_at", "")) > since,
-                             timeout, "a heartbeat of the restarted nova-compute of %s" % host, interval=0.5)
+                             timeout, "a heartbeat of the current nova-compute of %s" % host, interval=0.5)
 
     def _check_host(self, host: str) -> None:
         if host not in self.compute_hosts:

@@ -66,6 +66,16 @@ def recorded(name: str, run_dir: Path) -> Optional[int]:
     return pid
 
 
+def started_at(name: str, run_dir: Path) -> Optional[float]:
+    """Wall-clock time service `name` was started (its pid file is written at spawn), None if not running."""
+    if recorded(name, run_dir) is None:
+        return None
+    try:
+        return (run_dir / ("%s.pid" % name)).stat().st_mtime
+    except OSError:
+        return None
+
+
 def alive(name: str, run_dir: Path) -> bool:
     return recorded(name, run_dir) is not None
 
