@@ -23,7 +23,6 @@ after `in_doubt_grace`, so that a request still inside nova-api lands first.
 """
 from __future__ import annotations
 
-import calendar
 import logging
 import queue
 import threading
@@ -37,7 +36,7 @@ from computeha.ocf_lib.attrs import ClusterAttributeError, NodeAttributes
 from computeha.ocf_lib.hostnames import HostMapper, HostMappingError
 from computeha.ocf_lib.nova import (FAILED_MIGRATION, FINISHED_MIGRATION, IN_PROGRESS_MIGRATION, Migration, Nova,
                                     NovaAuthError, NovaBadRequest, NovaConflict, NovaError, NovaForbidden,
-                                    NovaNotFound, NovaUnavailable, Server, Service)
+                                    NovaNotFound, Server, Service, nova_time)
 
 from . import evacuation_select as sel
 from .evacuation_params import Settings
@@ -71,14 +70,6 @@ class Outcome:
     dest: str = ""
     at: float = 0.0  # O_DEFER: when to look again (0: a few seconds from now); O_POLLED: listing start
     migrations: Optional[List[Migration]] = None  # O_POLLED: our records (None: the listing failed)
-
-
-def nova_time(text: str) -> float:
-    """Epoch seconds of a Nova timestamp (UTC, with or without fraction/zone); 0 if unreadable."""
-    try:
-        return float(calendar.timegm(time.strptime(str(text).strip()[:19], "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return 0.0
 
 
 def iso_utc(epoch: float) -> str:
@@ -316,7 +307,7 @@ class Engine:
         # no changes-since: Nova filters it on updated_at, which stays NULL while a migration is
         # `accepted`; the records are filtered on created_at here instead
         return (self.pool.submit(self.nova.servers_on_host, nova_host),
-                self.pool.submit(self.nova.migrations, source_host=nova_host))
+                self.pool.submit(self.nova.migrations, source_host=nova_host, created_after=epoch - CLOCK_SLACK))
 
     def _prefetch_facts(self) -> dict:
         """Futures of the cloud-wide selection facts (images by tag, aggregates), one call each."""
@@ -640,7 +631,8 @@ class Engine:
         started = self.clock()
         try:
             migs: Optional[List[Migration]] = self._our_migrations(
-                self.nova.migrations(source_host=host.nova_host), host.nova_host, host.epoch)
+                self.nova.migrations(source_host=host.nova_host, created_after=host.epoch - CLOCK_SLACK),
+                host.nova_host, host.epoch)
         except Exception as err:  # noqa: BLE001 - a failed listing is just tried again next cycle
             self.log.debug("%s: cannot list migrations yet: %s", host.node, err)
             migs = None

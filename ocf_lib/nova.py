@@ -6,6 +6,8 @@ this module, which imports nothing heavy.
 """
 from __future__ import annotations
 
+import calendar
+import time
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple
 
@@ -137,11 +139,22 @@ class Nova(Protocol):
         """POST evacuate (2.68-2.94: keeps the server's power state); returns when accepted."""
 
     def migrations(self, source_host: Optional[str] = None, instance_uuid: Optional[str] = None,
-                   migration_type: str = "evacuation", changes_since: Optional[str] = None) -> List[Migration]: ...
+                   migration_type: str = "evacuation", changes_since: Optional[str] = None,
+                   created_after: Optional[float] = None) -> List[Migration]:
+        """Migration records. `created_after` (epoch) lets an implementation leave out records created
+        before it (Nova 2.59+ lists newest first, so paging can stop there); callers still filter."""
 
     def images_with_tag(self, tag: str) -> List[Image]: ...
 
     def aggregates(self) -> List[Aggregate]: ...
+
+
+def nova_time(text: str) -> float:
+    """Epoch seconds of a Nova timestamp (UTC, with or without fraction/zone); 0 if unreadable."""
+    try:
+        return float(calendar.timegm(time.strptime(str(text).strip()[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return 0.0
 
 
 def in_progress(migrations: Sequence[Migration]) -> List[Migration]:

@@ -12,11 +12,11 @@ forms `PUT /os-services/force-down|disable-log-reason|enable`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .deadline import Deadline
 from .nova import (Aggregate, Image, Migration, NovaAuthError, NovaBadRequest, NovaConflict, NovaError,
-                   NovaForbidden, NovaNotFound, NovaUnavailable, Server, Service)
+                   NovaForbidden, NovaNotFound, NovaUnavailable, Server, Service, nova_time)
 from .nova_auth import AuthConfig, make_session, parse_microversion, store_token
 
 MV_FORCE_DOWN_BY_HOST = (2, 11)  # PUT /os-services/force-down (2.11-2.52)
@@ -25,7 +25,8 @@ MV_EVACUATE_KEEPS_STATE = (2, 94)  # 2.95+ leaves evacuated servers SHUTOFF: sta
 MV_EVACUATE_NO_SHARED_STORAGE_FLAG = (2, 14)  # onSharedStorage removed from the evacuate body
 MV_FLAVOR_EMBEDDED = (2, 47)  # server shows carry the flavor (with extra specs)
 MV_MIGRATIONS = (2, 80)  # uuid, changes-since (2.59), user/project ids (2.80)
-MV_CHANGES_SINCE = (2, 59)
+MV_CHANGES_SINCE = (2, 59)  # also: migrations listed newest first, limit/marker paging
+MIGRATION_PAGE = 100
 
 COMPUTE_BINARY = "nova-compute"
 _SERVER_ERR_KEYS = ("badRequest", "itemNotFound", "conflictingRequest", "forbidden", "computeFault",
@@ -283,11 +284,16 @@ class NovaClient:
         return self._refetch(service)
 
     def _pages(self, path: str, key: str, what: str, mv: Optional[Tuple[int, int]], params: Mapping[str, Any],
-               service_type: str = "compute", max_pages: int = 1000) -> List[dict]:
+               service_type: str = "compute", max_pages: int = 1000,
+               enough: Optional[Callable[[List[dict]], bool]] = None) -> List[dict]:
+        """Every page of a listing, or fewer: `enough(page)` true ends it after that page."""
         items: List[dict] = []
         doc = self._call("GET", path, what, mv, params=params, service_type=service_type)
         for _ in range(max_pages):
-            items.extend(doc.get(key) or [])
+            page = doc.get(key) or []
+            items.extend(page)
+            if enough is not None and enough(page):
+                break
             nxt = _next_link(doc, key, self.endpoint(service_type) if service_type == "image" else "")
             if not nxt:
                 break
@@ -315,9 +321,21 @@ class NovaClient:
                    body={"evacuate": body})
 
     def migrations(self, source_host: Optional[str] = None, instance_uuid: Optional[str] = None,
-                   migration_type: str = "evacuation", changes_since: Optional[str] = None) -> List[Migration]:
+                   migration_type: str = "evacuation", changes_since: Optional[str] = None,
+                   created_after: Optional[float] = None) -> List[Migration]:
         mv = self._mv(MV_MIGRATIONS)
         params: Dict[str, Any] = {}
+        enough: Optional[Callable[[List[dict]], bool]] = None
+        if created_after is not None and mv >= MV_CHANGES_SINCE:
+            # 2.59+ lists newest first: small pages, and stop at the first page reaching back before
+            # created_after. A host's evacuation history only grows (every failure adds one record per
+            # instance), and listing all of it on every confirmation poll costs nova-api more each time.
+            params["limit"] = MIGRATION_PAGE
+
+            def reaches_back(page: List[dict], bound: float = created_after) -> bool:
+                oldest = nova_time(str(page[-1].get("created_at") or "")) if page else 0.0
+                return not page or 0 < oldest < bound
+            enough = reaches_back
         if migration_type:
             params["migration_type"] = migration_type
         if source_host:
@@ -326,7 +344,7 @@ class NovaClient:
             params["instance_uuid"] = instance_uuid
         if changes_since and mv >= MV_CHANGES_SINCE:
             params["changes-since"] = changes_since
-        rows = self._pages("/os-migrations", "migrations", "listing migrations", mv, params)
+        rows = self._pages("/os-migrations", "migrations", "listing migrations", mv, params, enough=enough)
         found = [_migration(r) for r in rows]
         # filter again: older Nova ignores some of these query parameters
         return [m for m in found if (not source_host or m.source_compute == source_host)

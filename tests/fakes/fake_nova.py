@@ -32,7 +32,7 @@ import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from computeha.ocf_lib.nova import (Aggregate, Image, Migration, NovaAuthError, NovaBadRequest, NovaConflict,
-                                    NovaError, NovaNotFound, NovaUnavailable, Server, Service)
+                                    NovaError, NovaNotFound, NovaUnavailable, Server, Service, nova_time)
 
 WRITE_METHODS = frozenset({"force_down", "set_enabled", "force_down_and_disable", "evacuate"})
 _STEPS = ("accepted", "pre-migrating", "done")
@@ -288,7 +288,8 @@ class FakeNova:
         return None
 
     def migrations(self, source_host: Optional[str] = None, instance_uuid: Optional[str] = None,
-                   migration_type: str = "evacuation", changes_since: Optional[str] = None) -> List[Migration]:
+                   migration_type: str = "evacuation", changes_since: Optional[str] = None,
+                   created_after: Optional[float] = None) -> List[Migration]:
         self._enter("migrations", source_host, instance_uuid)
         found = []
         for mig in self.migration_records:
@@ -298,6 +299,8 @@ class FakeNova:
                 continue
             if changes_since and mig.updated_at < changes_since:
                 continue
+            if created_after is not None and nova_time(mig.created_at) < created_after:
+                continue  # what Nova's newest-first paging may leave out
             found.append(Migration(id=mig.id, instance_uuid=mig.instance_uuid, source_compute=mig.source,
                                    dest_compute=mig.dest, status=mig.status, migration_type="evacuation",
                                    created_at=mig.created_at, updated_at=mig.updated_at))

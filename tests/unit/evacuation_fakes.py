@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Dict, List, Optional
 
 from computeha.ocf_lib.nova import (Aggregate, Image, Migration, NovaBadRequest, NovaNotFound, NovaUnavailable,
-                                    Server, Service)
+                                    Server, Service, nova_time)
 
 
 def _now_iso(t: float) -> str:
@@ -167,14 +167,17 @@ class MiniNova:
                 raise NovaUnavailable("read timed out", None)
 
     def migrations(self, source_host: Optional[str] = None, instance_uuid: Optional[str] = None,
-                   migration_type: str = "evacuation", changes_since: Optional[str] = None) -> List[Migration]:
+                   migration_type: str = "evacuation", changes_since: Optional[str] = None,
+                   created_after: Optional[float] = None) -> List[Migration]:
         with self.lock:
-            self._read("migrations", source_host, instance_uuid)
-            # like Nova: changes-since compares updated_at, which is unset while `accepted`
+            self._read("migrations", source_host, instance_uuid, created_after)
+            # like Nova: changes-since compares updated_at, which is unset while `accepted`;
+            # created_after: Nova's newest-first paging may leave out anything older, so leave it all out
             return [m for m in self.migs if (source_host is None or m.source_compute == source_host)
                     and (instance_uuid is None or m.instance_uuid == instance_uuid)
                     and m.migration_type == migration_type
-                    and (changes_since is None or (m.updated_at and m.updated_at[:19] >= changes_since[:19]))]
+                    and (changes_since is None or (m.updated_at and m.updated_at[:19] >= changes_since[:19]))
+                    and (created_after is None or nova_time(m.created_at) >= created_after)]
 
     def images_with_tag(self, tag: str) -> List[Image]:
         with self.lock:

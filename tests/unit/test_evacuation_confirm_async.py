@@ -24,12 +24,13 @@ class GatedListing(MiniNova):
         self.gate = threading.Event()
         self.host_listings = 0
 
-    def migrations(self, source_host=None, instance_uuid=None, migration_type="evacuation", changes_since=None):
+    def migrations(self, source_host=None, instance_uuid=None, migration_type="evacuation", changes_since=None,
+                   created_after=None):
         if source_host and not instance_uuid:
             self.host_listings += 1
             if self.host_listings > 1:  # the plan's listing passes, the confirmation listings wait
                 self.gate.wait(10)
-        return super().migrations(source_host, instance_uuid, migration_type, changes_since)
+        return super().migrations(source_host, instance_uuid, migration_type, changes_since, created_after)
 
 
 def make(tmp_path, nova, **settings):

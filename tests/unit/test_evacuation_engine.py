@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import replace
 
 import pytest
 
-from computeha.agents.evacuation_engine import Engine, fence_evidence, match_service, nova_time
+from computeha.agents.evacuation_engine import CLOCK_SLACK, Engine, fence_evidence, match_service, nova_time
 from computeha.agents.evacuation_params import Settings
-from computeha.agents.evacuation_store import (DONE, FAILED, INFLIGHT, ISSUING, PENDING, FileAttributes,
+from computeha.agents.evacuation_store import (ISSUING, FileAttributes,
                                                ProgressStore, parse_nodes_section)
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.attrs import MemoryAttributes
@@ -242,6 +241,25 @@ def test_accepted_migrations_are_seen_although_nova_filters_changes_since_on_upd
     assert [nova.evacuations.get(s) for s in sids] == [1] * 3 and nova.broken == []
     # confirmation came from the per-host listing, not from re-inspecting each server
     assert not [c for c in nova.calls if c[0] == "migrations" and c[1][1] is not None]
+
+
+def test_host_listings_of_migrations_reach_back_only_to_the_request(tmp_path):
+    """The plan's and every poll's listing of the host's migrations are bounded by the request time (less
+    the clock slack): the host's older evacuations are history the engine never needs to read again."""
+    nova = MiniNova(duration=0.5)
+    sids = [nova.add_server("compute-0").id for _ in range(2)]
+    nova.fence("compute-0")
+    engine, attrs, _ = make(tmp_path, nova, max_parallel=2)
+    since = time.time() - 1
+    flag(attrs, "compute-0", since)
+    try:
+        assert engine.run_until_idle(20)
+    finally:
+        engine.close()
+    assert [nova.evacuations.get(s) for s in sids] == [1] * 2
+    host_listings = [c[1] for c in nova.calls if c[0] == "migrations" and c[1][0] == "compute-0" and c[1][1] is None]
+    assert len(host_listings) >= 2  # the plan's and at least one poll
+    assert {args[2] for args in host_listings} == {int(since) - CLOCK_SLACK}
 
 
 def test_failed_evacuations_are_retried_then_reported(tmp_path):

@@ -6,11 +6,12 @@ against the real rig in tests/integration/test_nova_parity.py.
 """
 from __future__ import annotations
 
+import calendar
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -206,6 +207,35 @@ def test_evacuate_and_lists_use_stated_microversions(stub):
     servers = nova.servers_on_host("compute-0")
     assert [(s.id, s.image_id, s.flavor_extra_specs, s.tags) for s in servers] == [
         ("a", "i", {}, ("t",)), ("b", "", {"evacuable": "true"}, ())]
+
+
+def test_migrations_created_after_stops_paging_at_older_records(stub):
+    """Nova 2.59+ lists newest first: a host's long evacuation history is not read on every poll."""
+    def row(i: int, minute: int) -> dict:
+        return {"id": i, "instance_uuid": f"s{i}", "source_compute": "compute-0", "dest_compute": "compute-1",
+                "status": "done", "migration_type": "evacuation", "created_at": f"2026-11-21T10:{minute:02d}:00.000000"}
+    newest = [row(300 - i, 59 - i // 10) for i in range(100)]  # 10:59 .. 10:50
+    older = [row(200 - i, 49 - i // 10) for i in range(100)]  # 10:49 .. 10:40
+    oldest = [row(100 - i, 39 - i // 10) for i in range(100)]
+
+    def answer(r):
+        pages = {"": newest, "201": older, "101": oldest}
+        marker = (r["query"].get("marker") or [""])[0]
+        page = pages[marker]
+        nxt = str(page[-1]["id"])
+        links = [{"rel": "next", "href": f"{stub.url}/v2.1/os-migrations?limit=100&marker={nxt}"}] if nxt != "1" else []
+        return 200, {"migrations": page, "migrations_links": links}
+    stub.routes[("GET", "/v2.1/os-migrations")] = answer
+    nova = client(stub)
+    bound = calendar.timegm((2026, 11, 21, 10, 45, 0, 0, 0, 0))
+    migs = nova.migrations(source_host="compute-0", created_after=bound)
+    listings = [r for r in stub.requests if r["path"] == "/v2.1/os-migrations"]
+    assert len(listings) == 2  # the second page reaches back before the bound: no third request
+    assert listings[0]["query"]["limit"] == ["100"]
+    assert len(migs) == 200 and all(m.source_compute == "compute-0" for m in migs)
+    # without the bound every page is read
+    assert len(nova.migrations(source_host="compute-0")) == 300
+    assert len([r for r in stub.requests if r["path"] == "/v2.1/os-migrations"]) == 2 + 3
 
 
 @pytest.mark.parametrize("status,body,error,text", [

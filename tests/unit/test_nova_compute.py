@@ -123,7 +123,8 @@ class FakeNova:
         return self.services[service.host]
 
     def migrations(self, source_host: Optional[str] = None, instance_uuid: Optional[str] = None,
-                   migration_type: str = "evacuation", changes_since: Optional[str] = None) -> List[Migration]:
+                   migration_type: str = "evacuation", changes_since: Optional[str] = None,
+                   created_after: Optional[float] = None) -> List[Migration]:
         self._call("migrations")
         return [m for m in self.migs if source_host in (None, m.source_compute)]
 
