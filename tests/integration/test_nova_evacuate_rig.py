@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import pytest
 
@@ -58,6 +58,23 @@ def engine_for(rig, attrs, tmp_path: Path, name: str = "it", **settings) -> Engi
     return Engine(adapter(rig), attrs, s, store, LOG, "ctl-test", progress=attrs)
 
 
+def run_to_idle(rig, attrs, tmp_path: Path, **settings) -> None:
+    """One engine with these settings, run until it has nothing left to do (bounded), then closed."""
+    engine = engine_for(rig, attrs, tmp_path, **settings)
+    try:
+        assert engine.run_until_idle(180)
+    finally:
+        engine.close()
+
+
+def assert_evacuated_once(rig, server, sid: str, status: Optional[str] = None) -> None:
+    """On another compute, in the expected state, with exactly one finished evacuation record."""
+    assert host_of(server) in ("compute-1", "compute-2"), sid
+    if status:
+        assert server.status == status, sid
+    assert [m["status"] for m in evacuations_of(rig, sid)] in (["done"], ["completed"]), sid
+
+
 @pytest.fixture
 def attrs(tmp_path):
     return FileAttributes(str(tmp_path / "attrs.json"))
@@ -74,18 +91,11 @@ def test_the_right_instances_move_in_the_right_power_state(openstack_cloud, attr
                                                 name_prefix="ev-other")]
     moved = marked + tagged_off
     fence(rig, "compute-0", attrs)
-    engine = engine_for(rig, attrs, tmp_path, no_shared_storage=True, local_disk_policy="rebuild")
-    try:
-        assert engine.run_until_idle(180)
-    finally:
-        engine.close()
+    run_to_idle(rig, attrs, tmp_path, no_shared_storage=True, local_disk_policy="rebuild")
     now = servers(rig, moved + unmarked + elsewhere)
-    for sid in moved:
-        assert host_of(now[sid]) in ("compute-1", "compute-2"), sid
-        assert len(evacuations_of(rig, sid)) == 1
-        assert evacuations_of(rig, sid)[0]["status"] in ("done", "completed")
-    assert {now[s].status for s in marked} == {"ACTIVE"}
-    assert now[tagged_off[0]].status == "SHUTOFF"  # power state preserved
+    for sid in marked:
+        assert_evacuated_once(rig, now[sid], sid, "ACTIVE")
+    assert_evacuated_once(rig, now[tagged_off[0]], tagged_off[0], "SHUTOFF")  # power state preserved
     for sid in unmarked:
         assert host_of(now[sid]) == "compute-0" and evacuations_of(rig, sid) == []
     assert host_of(now[elsewhere[0]]) == "compute-1" and evacuations_of(rig, elsewhere[0]) == []
@@ -118,17 +128,11 @@ def test_local_disk_policy_skip_moves_only_volume_backed_marked_instances(openst
         assert nova.servers.get(by_meta[0]).image == ""  # what the API shows of a boot-from-volume server
         assert nova.servers.get(local_disk[0]).image["id"]
         fence(rig, "compute-0", attrs)
-        engine = engine_for(rig, attrs, tmp_path, no_shared_storage=True, local_disk_policy="skip")
         with caplog.at_level(logging.INFO, logger=LOG.name):
-            try:
-                assert engine.run_until_idle(180)
-            finally:
-                engine.close()
+            run_to_idle(rig, attrs, tmp_path, no_shared_storage=True, local_disk_policy="skip")
         now = servers(rig, volume_backed + local_disk + plain)
         for sid in volume_backed:
-            assert host_of(now[sid]) in ("compute-1", "compute-2"), sid
-            assert now[sid].status == "ACTIVE"
-            assert [m["status"] for m in evacuations_of(rig, sid)] in (["done"], ["completed"])
+            assert_evacuated_once(rig, now[sid], sid, "ACTIVE")
         for sid in local_disk + plain:
             assert host_of(now[sid]) == "compute-0" and evacuations_of(rig, sid) == [], sid
         record = er.parse(attrs.get("compute-0", er.ATTRIBUTE))
