@@ -84,6 +84,13 @@ def issued(rig, ids: Iterable[str], host: str = SOURCE) -> int:
     return len({m["instance_uuid"] for m in migrations_from(rig, host) if m["instance_uuid"] in wanted})
 
 
+def taken_by_compute(rig, ids: Iterable[str], host: str = SOURCE) -> int:
+    """Instances whose evacuation a destination nova-compute has started (migration past `accepted`)."""
+    wanted = set(ids)
+    return len({m["instance_uuid"] for m in migrations_from(rig, host)
+                if m["instance_uuid"] in wanted and m["status"] not in ("accepted", "failed", "error")})
+
+
 def wait_for(probe: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
     end = time.monotonic() + timeout
     while True:

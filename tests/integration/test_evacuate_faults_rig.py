@@ -32,7 +32,7 @@ from computeha.ocf_lib import ocf
 from computeha.ocf_lib.nova_auth import AuthConfig, make_session
 from computeha.ocf_lib.state import StateDir
 from tests.integration.fault_helpers import (SOURCE, EngineThread, FaultProxy, assert_recovered, fence, issued,
-                                             migrations_from, outcome, restore, wait_for)
+                                             migrations_from, outcome, restore, taken_by_compute, wait_for)
 from tests.integration.nova_rig_helpers import adapter
 from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
 
@@ -247,7 +247,11 @@ def test_rabbitmq_restart(cloud, attrs, tmp_path, fault_report):
     ids = boot(rig)
     fence(rig, attrs)
     with EngineThread(adapter(rig), attrs, tmp_path, timeout=360, max_parallel=2, max_attempts=6) as run:
-        wait_for(lambda: issued(rig, ids) >= 2, 90, "the first evacuations")
+        # Not before a destination compute has taken the first two: an evacuate request still queued for the
+        # conductor, scheduler or compute when RabbitMQ stops is lost with Nova's non-durable queues (migration
+        # `accepted` for good, server `rebuilding`), a case the agent does not recover yet (README, known
+        # limits). This scenario is RabbitMQ going away while rebuilds and further requests are under way.
+        wait_for(lambda: taken_by_compute(rig, ids) >= 2, 90, "the first evacuations taken by a compute")
         done_before = finished(rig, ids)
         t0 = time.monotonic()
         assert rig.stop_service("rabbitmq")
