@@ -21,11 +21,11 @@ from computeha.agents.evacuation_engine import Engine
 from computeha.agents.evacuation_params import Settings
 from computeha.agents.evacuation_store import FileAttributes, ProgressStore
 from computeha.ocf_lib import evacuation_record as er
+from computeha.ocf_lib.nova import nova_time
 from computeha.ocf_lib.nova_client import NovaClient
 from computeha.ocf_lib.state import StateDir
 from tests.integration import nova_rig_helpers
 from tests.integration.evacuate_proxy import NovaProxy
-from tests.rig.openstack.cloud import nova_epoch
 
 LOG = logging.getLogger("computeha.test.faults")
 SOURCE = "compute-0"
@@ -113,7 +113,7 @@ def restore(rig) -> None:
 
     def beat(host: str) -> bool:
         updated = getattr(rig.compute_service(host), "updated_at", "") or ""
-        return nova_epoch(updated) > since
+        return nova_time(updated) > since
     for host in rig.compute_hosts:
         wait_for(lambda: beat(host), 90, f"a fresh heartbeat of {host}", interval=0.5)
 

@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
+from computeha.ocf_lib.nova import nova_time
 from tests.rig.openstack import bringup, commands, procs
 from tests.rig.openstack.auth import admin_session, nova_client
 from tests.rig.openstack.config import RIG_PKG_DIR, RigPaths, RigSettings, compute_hosts, load_settings
@@ -364,18 +365,10 @@ class OpenStackRig:
         for host in self.compute_hosts:
             began = procs.started_at("nova-compute-%s" % host, self.paths.run) or 0.0
             since = max(began + 1, written if host in touched else 0.0)
-            procs.wait_until(lambda: nova_epoch(getattr(self.compute_service(host), "updated_at", "")) > since,
+            procs.wait_until(lambda: nova_time(getattr(self.compute_service(host), "updated_at", "")) > since,
                              timeout, "a heartbeat of the current nova-compute of %s" % host, interval=0.5)
 
     def _check_host(self, host: str) -> None:
         if host not in self.compute_hosts:
             raise ValueError("unknown compute host %r (rig has %s)" % (host, ", ".join(self.compute_hosts)))
 
-
-def nova_epoch(text) -> float:
-    """Epoch seconds of a Nova timestamp (UTC); 0 when unreadable."""
-    import calendar
-    try:
-        return float(calendar.timegm(time.strptime(str(text or "").strip()[:19], "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return 0.0
