@@ -140,6 +140,8 @@ class Engine:
         # flagged within its window, not only those still waiting (an early one may be done already)
         self.flagged: Dict[str, float] = {}
         self._planned: Dict[str, float] = {}  # node -> monotonic time of the server listing
+        # instances whose migration is finished, waiting for a free call slot to be confirmed (id -> node)
+        self._to_confirm: Dict[str, str] = {}
 
     def _match(self, node: str, services: Sequence[Service]) -> Optional[Service]:
         return match_service(node, services, self.s.domain, self.s.host_map)
@@ -494,6 +496,29 @@ class Engine:
         return counts
 
     def dispatch(self) -> None:
+        """Evacuate calls first, confirmations in the call slots they leave free.
+
+        An evacuate call made sooner makes a recovery sooner; a confirmation made sooner only
+        finishes the record sooner. Confirmations do not wait forever: once every ready instance
+        is issued, or the caps hold the rest back (in-flight instances count until confirmed),
+        the slots are theirs.
+        """
+        self._dispatch_evacuations()
+        self._dispatch_confirmations()
+
+    def _dispatch_confirmations(self) -> None:
+        for inst_id, node in list(self._to_confirm.items()):
+            if len(self.running) >= self.s.api_concurrency:
+                return
+            del self._to_confirm[inst_id]
+            host = self.hosts.get(node)
+            inst = host.instances.get(inst_id) if host is not None else None
+            if inst is None or inst.state != INFLIGHT or inst_id in self.running:
+                continue  # finished or handed back meanwhile
+            self.running[inst_id] = node
+            self.pool.submit(self._task, host, inst, "confirm", None)
+
+    def _dispatch_evacuations(self) -> None:
         per_host = self.in_flight()
         total = sum(per_host.values())
         for host, inst in self._ready():
@@ -611,7 +636,8 @@ class Engine:
                              inst.expect_status)
         return Outcome(O_DONE, f"{server.status} on {server.host}", server.host)
 
-    # --- 3b. confirmation: one migration listing per failed host, one GET per finished instance ----------
+    # --- 3b. confirmation: one migration listing per failed host, one GET per finished instance (in the call
+    #         slots the evacuate calls leave free, see dispatch) -------------------------------------------
     def poll(self) -> None:
         """Start one migration listing per failed host with instances in flight (in a pool thread).
 
@@ -657,8 +683,7 @@ class Engine:
             mig = latest.get(inst.id)
             status = mig.status if mig else ""
             if status in FINISHED_MIGRATION:
-                self.running[inst.id] = host.node
-                self.pool.submit(self._task, host, inst, "confirm", None)
+                self._to_confirm[inst.id] = host.node  # dispatch() starts it when a call slot is free
             elif status in FAILED_MIGRATION:
                 self._apply(host.node, inst.id, Outcome(O_RETRY, f"evacuation {status} in Nova"))
             elif now - inst.inflight_since > self.s.evacuation_timeout:

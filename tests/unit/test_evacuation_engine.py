@@ -193,6 +193,28 @@ def test_global_and_per_host_caps_bound_the_evacuations_in_flight(tmp_path):
     assert all(v == 1 for v in nova.evacuations.values()) and len(nova.evacuations) == 16
 
 
+def test_evacuate_calls_take_the_call_slots_before_confirmations(tmp_path):
+    """Slow answers (a loaded or distant nova-api), quick rebuilds: while instances wait to be issued,
+    no call slot goes to confirming a finished one; once all are issued, every one is confirmed."""
+    nova = MiniNova(duration=0.01)
+    nova.answer_delay = 0.1
+    sids = [nova.add_server("compute-0").id for _ in range(12)]
+    nova.fence("compute-0")
+    engine, attrs, _ = make(tmp_path, nova, max_parallel=50, api_concurrency=2)
+    flag(attrs, "compute-0")
+    try:
+        assert engine.run_until_idle(20)
+    finally:
+        engine.close()
+    assert [nova.evacuations.get(s) for s in sids] == [1] * 12
+    names = [c[0] for c in nova.calls]
+    last_evacuate = max(i for i, n in enumerate(names) if n == "evacuate")
+    reads_before = [c for c in nova.calls[:last_evacuate] if c[0] == "server"]
+    assert reads_before == []  # the plan's listing was enough to issue; nothing was confirmed meanwhile
+    assert {c[1][0] for c in nova.calls[last_evacuate:] if c[0] == "server"} == set(sids)  # all confirmed
+    assert record(attrs, "compute-0").state == rec.DONE
+
+
 def test_a_lost_answer_is_never_followed_by_a_second_evacuation(tmp_path):
     nova = MiniNova(duration=1.5)  # still in flight when the in-doubt call is re-checked
     sids = [nova.add_server("compute-0").id for _ in range(3)]
