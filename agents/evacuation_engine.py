@@ -15,7 +15,8 @@ whose record is requested/running it:
    is done or failed for good, marks the host `done`/`failed`.
 
 Never two evacuations of one instance: the first attempt of an instance is
-issued only from a fresh listing showing it idle on the failed host; every
+issued only from a fresh listing showing it idle on the failed host (a host's
+listing is renewed in one call, in the background, before it gets old); every
 later attempt (retry, in-doubt call, resume after a kill) first inspects Nova
 (task_state, evacuation migrations since the request) and only waits if an
 evacuation is in flight. A call whose answer was lost is re-inspected only
@@ -44,16 +45,19 @@ from .evacuation_store import (DONE, FAILED, INFLIGHT, ISSUING, PENDING, REPORTE
                                InstanceProgress, ProgressStore)
 
 CLOCK_SLACK = 120  # seconds of clock skew tolerated between controllers and Nova when matching migrations
-GATE_RECHECK = 5.0
-FRESH_LISTING = 60.0
+GATE_RECHECK = 5.0  # seconds between fence-evidence checks of a host that failed them
+FRESH_LISTING = 60.0  # seconds a server listing is trusted for an instance's first evacuate call
+RELIST_AT = 0.75  # share of FRESH_LISTING after which the host's servers are listed again (in the background)
 PROGRESS_INTERVAL = 1.0  # seconds between two progress attribute writes of a host
-WARM_INTERVAL = 120.0  # seconds between keep-warm reads while nothing is being evacuated  # seconds a server listing is trusted for an instance's first evacuate call  # seconds between fence-evidence checks of a host that failed them
+WARM_INTERVAL = 120.0  # seconds between keep-warm reads while nothing is being evacuated
 
 # outcome kinds of one evacuate-and-confirm task
 O_DONE, O_RETRY, O_FAILED, O_DOUBT, O_BLOCKED, O_GONE, O_DEFER, O_ADOPT, O_STILL = (
     "done", "retry", "failed", "doubt", "blocked", "gone", "defer", "adopt", "still")
 O_POLLED = "polled"  # a migration listing of a failed host came back (see Engine.poll)
 POLLED = "*polled"  # instance id slot of that event
+O_RELISTED = "relisted"  # a new server and migration listing of a failed host came back (see Engine.relist)
+RELISTED = "*relisted"
 
 
 def _num(text: str) -> int:
@@ -68,8 +72,10 @@ class Outcome:
     kind: str
     reason: str = ""
     dest: str = ""
-    at: float = 0.0  # O_DEFER: when to look again (0: a few seconds from now); O_POLLED: listing start
-    migrations: Optional[List[Migration]] = None  # O_POLLED: our records (None: the listing failed)
+    at: float = 0.0  # O_DEFER: when to look again (0: a few seconds from now); O_POLLED: listing start;
+    #                  O_RELISTED: listing start (monotonic)
+    migrations: Optional[List[Migration]] = None  # O_POLLED, O_RELISTED: our records (None: the listing failed)
+    servers: Optional[List[Server]] = None  # O_RELISTED: the servers on the failed host (None: it failed)
 
 
 def iso_utc(epoch: float) -> str:
@@ -140,6 +146,9 @@ class Engine:
         # flagged within its window, not only those still waiting (an early one may be done already)
         self.flagged: Dict[str, float] = {}
         self._planned: Dict[str, float] = {}  # node -> monotonic time of the server listing
+        self.fresh_listing = FRESH_LISTING
+        self._relisting: set = set()  # nodes whose new server listing is under way
+        self._relist_next: Dict[str, float] = {}  # node -> monotonic time before which no new relist starts
         # instances whose migration is finished, waiting for a free call slot to be confirmed (id -> node)
         self._to_confirm: Dict[str, str] = {}
 
@@ -519,6 +528,7 @@ class Engine:
             self.pool.submit(self._task, host, inst, "confirm", None)
 
     def _dispatch_evacuations(self) -> None:
+        self._relist_stale()
         per_host = self.in_flight()
         total = sum(per_host.values())
         for host, inst in self._ready():
@@ -530,8 +540,10 @@ class Engine:
             if self.s.stagger and time.monotonic() - self._last_issue < self.s.stagger:
                 return
             mode = "issue" if inst.state == PENDING else "recheck"
-            if mode == "issue" and time.monotonic() - self._planned.get(host.node, 0.0) > FRESH_LISTING:
-                mode = "recheck"  # the listing is old: look at the server again before the first call
+            if mode == "issue" and time.monotonic() - self._planned.get(host.node, 0.0) > self.fresh_listing:
+                if host.node in self._relisting:
+                    continue  # a new listing is on its way: one call for all, not two per instance
+                mode = "recheck"  # the listing is old and cannot be renewed now: look at this server first
             if mode == "issue":
                 self._mark_issuing(host, inst)
                 self._last_issue = time.monotonic()
@@ -541,6 +553,69 @@ class Engine:
             per_host[host.node] = per_host.get(host.node, 0) + 1
             total += 1
             self.pool.submit(self._task, host, inst, mode, self._pick_target())
+
+    def _relist_stale(self) -> None:
+        """List again, in the background, the servers of a host whose listing is getting old.
+
+        A first evacuate call is made only from a listing that shows the instance idle on the
+        failed host, and a listing is trusted for `fresh_listing` seconds. When a host still
+        has instances to issue after that (slow or distant Nova, caps, a resumed run), one new
+        listing of its servers and migrations renews it for all of them; without it each one
+        would be inspected on its own (a server read and a migration listing per instance,
+        before its evacuate call, in the same call slots).
+        """
+        now = time.monotonic()
+        for host in list(self.hosts.values()):
+            node = host.node
+            if node in self._relisting or host.blocked or now < self._relist_next.get(node, 0.0):
+                continue
+            if now - self._planned.get(node, 0.0) <= self.fresh_listing * RELIST_AT:
+                continue
+            if not any(i.state == PENDING and i.id not in self.running for i in host.instances.values()):
+                continue
+            self._relisting.add(node)
+            self.pool.submit(self._relist, host)
+
+    def _relist(self, host: HostProgress) -> None:
+        started = time.monotonic()
+        try:
+            # servers first, then migrations (as inspect does): an evacuation that ends its rebuild
+            # between the two shows in the migration listing
+            servers: Optional[List[Server]] = self.nova.servers_on_host(host.nova_host)
+            migs: Optional[List[Migration]] = self._our_migrations(
+                self.nova.migrations(source_host=host.nova_host, created_after=host.epoch - CLOCK_SLACK),
+                host.nova_host, host.epoch)
+        except Exception as err:  # noqa: BLE001 - the instances are then inspected one by one
+            self.log.debug("%s: cannot list the host's servers again: %s", host.node, err)
+            servers = migs = None
+        self.events.put((host.node, RELISTED, Outcome(O_RELISTED, at=started, migrations=migs, servers=servers)))
+
+    def _relisted(self, node: str, started: float, servers: Optional[List[Server]],
+                  migs: Optional[List[Migration]]) -> None:
+        """Main thread: renew the listing of a host, or send what changed since to be inspected one by one."""
+        self._relisting.discard(node)
+        host = self.hosts.get(node)
+        if host is None or self.stop.is_set():
+            return
+        if servers is None or migs is None:
+            self._relist_next[node] = time.monotonic() + GATE_RECHECK
+            return
+        idle = {s.id for s in servers if s.host == host.nova_host and s.task_state is None}
+        busy = {m.instance_uuid for m in migs if m.status in IN_PROGRESS_MIGRATION or m.status in FINISHED_MIGRATION}
+        changed = 0
+        with self.lock:
+            for inst in host.instances.values():
+                # only instances never issued by this run (PENDING); one issued since the listing
+                # started is ISSUING or later and its own call decides
+                if inst.state == PENDING and inst.id not in self.running and (
+                        inst.id not in idle or inst.id in busy):
+                    inst.state = ISSUING  # inspected on its own before any call (done, moved, under way, gone)
+                    changed += 1
+            if changed:
+                self.store.save(host)
+        if changed:
+            self.log.info("%s: %d instances changed since the last listing: inspected one by one", node, changed)
+        self._planned[node] = started
 
     def _mark_issuing(self, host: HostProgress, inst: InstanceProgress) -> None:
         """Persist the intent BEFORE the call: a kill after it leaves an in-doubt instance, never a silent one."""
@@ -722,6 +797,9 @@ class Engine:
     def _apply(self, node: str, inst_id: str, outcome: Outcome) -> None:
         if outcome.kind == O_POLLED:
             self._polled(node, outcome.at, outcome.migrations)
+            return
+        if outcome.kind == O_RELISTED:
+            self._relisted(node, outcome.at, outcome.servers, outcome.migrations)
             return
         host = self.hosts.get(node)
         if host is None:

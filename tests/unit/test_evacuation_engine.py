@@ -215,6 +215,53 @@ def test_evacuate_calls_take_the_call_slots_before_confirmations(tmp_path):
     assert record(attrs, "compute-0").state == rec.DONE
 
 
+def test_an_old_listing_is_renewed_for_the_whole_host_not_per_instance(tmp_path):
+    """More instances than the listing's freshness lets the agent issue (slow answers, few call slots):
+    the host's servers are listed again in one call, no instance is read on its own before its call."""
+    nova = MiniNova(duration=0.01)
+    nova.answer_delay = 0.1
+    sids = [nova.add_server("compute-0").id for _ in range(16)]
+    nova.fence("compute-0")
+    engine, attrs, _ = make(tmp_path, nova, max_parallel=50, api_concurrency=2)
+    engine.fresh_listing = 0.2  # 16 calls two at a time take 0.8 s: the listing gets old three times
+    flag(attrs, "compute-0")
+    try:
+        assert engine.run_until_idle(20)
+    finally:
+        engine.close()
+    assert [nova.evacuations.get(s) for s in sids] == [1] * 16 and nova.broken == []
+    called = {c[1][0]: i for i, c in enumerate(nova.calls) if c[0] == "evacuate"}
+    inspected = [c[1][0] for i, c in enumerate(nova.calls) if c[0] == "server" and i < called[c[1][0]]]
+    assert inspected == []  # no instance read on its own before its call (reads after it are confirmations)
+    names = [c[0] for c in nova.calls[:max(called.values())]]
+    assert names.count("servers_on_host") >= 3  # the plan and at least two renewals
+    assert record(attrs, "compute-0").state == rec.DONE
+
+
+def test_a_server_changed_since_the_listing_is_inspected_not_issued_again(tmp_path, caplog):
+    """Someone evacuates an instance by hand while the agent works through the host: the renewed
+    listing shows it busy, so the agent inspects it and waits for it rather than issue a second call."""
+    nova = MiniNova(duration=0.5)
+    nova.answer_delay = 0.1
+    sids = [nova.add_server("compute-0").id for _ in range(6)]
+    nova.fence("compute-0")
+    engine, attrs, _ = make(tmp_path, nova, max_parallel=50, api_concurrency=1)
+    engine.fresh_listing = 0.3  # renewed at 0.225 s; the last instance is called at about 0.5 s
+    flag(attrs, "compute-0")
+    with caplog.at_level(logging.INFO, logger="test-evacuation"):
+        try:
+            end = time.monotonic() + 5
+            while time.monotonic() < end and not nova.evacuations:
+                engine.step()
+            nova.evacuate(sids[-1])  # the operator, on the instance the agent calls last
+            assert engine.run_until_idle(20)
+        finally:
+            engine.close()
+    assert [nova.evacuations.get(s) for s in sids] == [1] * 6 and nova.broken == []
+    assert "1 instances changed since the last listing" in caplog.text
+    assert record(attrs, "compute-0").state == rec.DONE
+
+
 def test_a_lost_answer_is_never_followed_by_a_second_evacuation(tmp_path):
     nova = MiniNova(duration=1.5)  # still in flight when the in-doubt call is re-checked
     sids = [nova.add_server("compute-0").id for _ in range(3)]
