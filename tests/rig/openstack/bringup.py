@@ -80,11 +80,10 @@ def _start_mariadb(paths: RigPaths, settings: RigSettings, sec: Secrets) -> None
                                   "--auth-root-authentication-method=socket", "--skip-test-db"],
                                  commands.base_env(paths)), "mariadb-install.out", timeout=120)
     _spawn(paths, "mariadb", commands.mariadb_command(paths, settings))
-    sock = str(commands.mariadb_socket(paths))
-    client = ["mariadb", "--no-defaults", "-S", sock, "-u", "root"]
+    client = commands.mariadb_client(paths)
 
     def answers():
-        return subprocess.run(client + ["-e", "select 1"], stdout=subprocess.DEVNULL,
+        return subprocess.run(commands.mariadb_client(paths, "-e", "select 1").argv, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=10).returncode == 0
     procs.wait_until(answers, 60, "mariadb")
     # SQL on stdin: the password never appears on a command line.
@@ -94,7 +93,7 @@ def _start_mariadb(paths: RigPaths, settings: RigSettings, sec: Secrets) -> None
         sql.append("CREATE USER '%s'@'%s' IDENTIFIED BY '%s';" % (DB_USER, h, sec.db))
         sql.append("GRANT ALL ON *.* TO '%s'@'%s';" % (DB_USER, h))
     sql += ["CREATE DATABASE %s;" % d for d in DATABASES] + ["FLUSH PRIVILEGES;"]
-    _run(paths, commands.Command(client, commands.base_env(paths)), "mariadb-setup.out", timeout=60,
+    _run(paths, client, "mariadb-setup.out", timeout=60,
          stdin_data="\n".join(sql).encode())
 
 

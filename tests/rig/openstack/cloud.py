@@ -21,7 +21,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
-from computeha.ocf_lib.nova import nova_time
+try:
+    from computeha.ocf_lib.nova import nova_time
+except ImportError:  # the rig's CLI runs in the OpenStack venv, from the checkout, without the project installed
+    from ocf_lib.nova import nova_time  # type: ignore[no-redef]  # stdlib only: importable from the checkout
 from tests.rig.openstack import bringup, commands, procs
 from tests.rig.openstack.auth import admin_session, nova_client
 from tests.rig.openstack.config import RIG_PKG_DIR, RigPaths, RigSettings, compute_hosts, load_settings
@@ -311,8 +314,7 @@ class OpenStackRig:
         if not all(c in "0123456789abcdef-" for c in server_id):
             raise ValueError("not a server id: %r" % server_id)
         sql = "UPDATE nova.instances SET image_ref='' WHERE uuid='%s' AND deleted=0;" % server_id
-        cmd = commands.Command(["mariadb", "--no-defaults", "-S", str(commands.mariadb_socket(self.paths)),
-                                "-u", "root", "-e", sql], commands.base_env(self.paths))
+        cmd = commands.mariadb_client(self.paths, "-e", sql)
         subprocess.run(cmd.argv, env=cmd.env, check=True, capture_output=True, timeout=30)
 
     def server_ids(self) -> Set[str]:

@@ -79,6 +79,12 @@ def mariadb_socket(paths: RigPaths) -> Path:
     return paths.run / "mysqld.sock"
 
 
+def mariadb_client(paths: RigPaths, *args: str) -> Command:
+    """The mariadb client as the database's root, over the rig's socket (no password: socket auth)."""
+    return Command(["mariadb", "--no-defaults", "-S", str(mariadb_socket(paths)), "-u", "root", *args],
+                   base_env(paths))
+
+
 def mariadb_command(paths: RigPaths, settings: RigSettings) -> Command:
     return Command([
         MARIADBD, "--no-defaults", "--user=root", "--datadir=%s" % (paths.mysql / "data"),
