@@ -44,6 +44,23 @@ def record(attrs, node):
     return rec.parse(attrs.get(node, rec.ATTRIBUTE))
 
 
+def fenced_host(n, duration=0.05, answer_delay=0.0):
+    """A MiniNova with n servers on compute-0, fenced (forced down); answers take answer_delay seconds."""
+    nova = MiniNova(duration=duration)
+    nova.answer_delay = answer_delay
+    sids = [nova.add_server("compute-0").id for _ in range(n)]
+    nova.fence("compute-0")
+    return nova, sids
+
+
+def finishes(engine, timeout):
+    """Whether the engine runs to idle within timeout; it is closed either way."""
+    try:
+        return engine.run_until_idle(timeout)
+    finally:
+        engine.close()
+
+
 def test_a_fenced_host_is_evacuated_once_per_instance_and_marked_done(tmp_path):
     nova = MiniNova()
     ids = [nova.add_server("compute-0").id for _ in range(5)]
@@ -196,16 +213,10 @@ def test_global_and_per_host_caps_bound_the_evacuations_in_flight(tmp_path):
 def test_evacuate_calls_take_the_call_slots_before_confirmations(tmp_path):
     """Slow answers (a loaded or distant nova-api), quick rebuilds: while instances wait to be issued,
     no call slot goes to confirming a finished one; once all are issued, every one is confirmed."""
-    nova = MiniNova(duration=0.01)
-    nova.answer_delay = 0.1
-    sids = [nova.add_server("compute-0").id for _ in range(12)]
-    nova.fence("compute-0")
+    nova, sids = fenced_host(12, duration=0.01, answer_delay=0.1)
     engine, attrs, _ = make(tmp_path, nova, max_parallel=50, api_concurrency=2)
     flag(attrs, "compute-0")
-    try:
-        assert engine.run_until_idle(20)
-    finally:
-        engine.close()
+    assert finishes(engine, 20)
     assert [nova.evacuations.get(s) for s in sids] == [1] * 12
     names = [c[0] for c in nova.calls]
     last_evacuate = max(i for i, n in enumerate(names) if n == "evacuate")
@@ -218,17 +229,11 @@ def test_evacuate_calls_take_the_call_slots_before_confirmations(tmp_path):
 def test_an_old_listing_is_renewed_for_the_whole_host_not_per_instance(tmp_path):
     """More instances than the listing's freshness lets the agent issue (slow answers, few call slots):
     the host's servers are listed again in one call, no instance is read on its own before its call."""
-    nova = MiniNova(duration=0.01)
-    nova.answer_delay = 0.1
-    sids = [nova.add_server("compute-0").id for _ in range(16)]
-    nova.fence("compute-0")
+    nova, sids = fenced_host(16, duration=0.01, answer_delay=0.1)
     engine, attrs, _ = make(tmp_path, nova, max_parallel=50, api_concurrency=2)
     engine.fresh_listing = 0.2  # 16 calls two at a time take 0.8 s: the listing gets old three times
     flag(attrs, "compute-0")
-    try:
-        assert engine.run_until_idle(20)
-    finally:
-        engine.close()
+    assert finishes(engine, 20)
     assert [nova.evacuations.get(s) for s in sids] == [1] * 16 and nova.broken == []
     called = {c[1][0]: i for i, c in enumerate(nova.calls) if c[0] == "evacuate"}
     inspected = [c[1][0] for i, c in enumerate(nova.calls) if c[0] == "server" and i < called[c[1][0]]]
@@ -241,10 +246,7 @@ def test_an_old_listing_is_renewed_for_the_whole_host_not_per_instance(tmp_path)
 def test_a_server_changed_since_the_listing_is_inspected_not_issued_again(tmp_path, caplog):
     """Someone evacuates an instance by hand while the agent works through the host: the renewed
     listing shows it busy, so the agent inspects it and waits for it rather than issue a second call."""
-    nova = MiniNova(duration=0.5)
-    nova.answer_delay = 0.1
-    sids = [nova.add_server("compute-0").id for _ in range(6)]
-    nova.fence("compute-0")
+    nova, sids = fenced_host(6, duration=0.5, answer_delay=0.1)
     engine, attrs, _ = make(tmp_path, nova, max_parallel=50, api_concurrency=1)
     engine.fresh_listing = 0.3  # renewed at 0.225 s; the last instance is called at about 0.5 s
     flag(attrs, "compute-0")
@@ -298,15 +300,10 @@ def test_no_second_evacuation_between_rebuild_end_and_host_move(tmp_path):
 
 
 def test_accepted_migrations_are_seen_although_nova_filters_changes_since_on_updated_at(tmp_path):
-    nova = MiniNova(duration=1.5)
-    sids = [nova.add_server("compute-0").id for _ in range(3)]
-    nova.fence("compute-0")
+    nova, sids = fenced_host(3, duration=1.5)
     engine, attrs, _ = make(tmp_path, nova, max_parallel=3, in_doubt_grace=0.3)
     flag(attrs, "compute-0")
-    try:
-        assert engine.run_until_idle(20)
-    finally:
-        engine.close()
+    assert finishes(engine, 20)
     assert [nova.evacuations.get(s) for s in sids] == [1] * 3 and nova.broken == []
     # confirmation came from the per-host listing, not from re-inspecting each server
     assert not [c for c in nova.calls if c[0] == "migrations" and c[1][1] is not None]
