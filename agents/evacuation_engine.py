@@ -56,8 +56,13 @@ O_DONE, O_RETRY, O_FAILED, O_DOUBT, O_BLOCKED, O_GONE, O_DEFER, O_ADOPT, O_STILL
     "done", "retry", "failed", "doubt", "blocked", "gone", "defer", "adopt", "still")
 O_POLLED = "polled"  # a migration listing of a failed host came back (see Engine.poll)
 POLLED = "*polled"  # instance id slot of that event
-O_RELISTED = "relisted"  # a new server and migration listing of a failed host came back (see Engine.relist)
+O_RELISTED = "relisted"  # a new server and migration listing of a failed host came back (see Engine._relist_stale)
 RELISTED = "*relisted"
+
+
+def _under_way_or_done(mig: Migration) -> bool:
+    """An evacuation record that forbids a new evacuate call: still running, or finished."""
+    return mig.status in IN_PROGRESS_MIGRATION or mig.status in FINISHED_MIGRATION
 
 
 def _num(text: str) -> int:
@@ -582,9 +587,7 @@ class Engine:
             # servers first, then migrations (as inspect does): an evacuation that ends its rebuild
             # between the two shows in the migration listing
             servers: Optional[List[Server]] = self.nova.servers_on_host(host.nova_host)
-            migs: Optional[List[Migration]] = self._our_migrations(
-                self.nova.migrations(source_host=host.nova_host, created_after=host.epoch - CLOCK_SLACK),
-                host.nova_host, host.epoch)
+            migs: Optional[List[Migration]] = self._host_migrations(host)
         except Exception as err:  # noqa: BLE001 - the instances are then inspected one by one
             self.log.debug("%s: cannot list the host's servers again: %s", host.node, err)
             servers = migs = None
@@ -601,7 +604,7 @@ class Engine:
             self._relist_next[node] = time.monotonic() + GATE_RECHECK
             return
         idle = {s.id for s in servers if s.host == host.nova_host and s.task_state is None}
-        busy = {m.instance_uuid for m in migs if m.status in IN_PROGRESS_MIGRATION or m.status in FINISHED_MIGRATION}
+        busy = {m.instance_uuid for m in migs if _under_way_or_done(m)}
         changed = 0
         with self.lock:
             for inst in host.instances.values():
@@ -676,6 +679,12 @@ class Engine:
             return Outcome(O_DOUBT, f"no answer to evacuate: {err}")
         return Outcome(O_ADOPT, "accepted")
 
+    def _host_migrations(self, host: HostProgress) -> List[Migration]:
+        """Our evacuation records of a failed host, one listing reaching back only to its request."""
+        return self._our_migrations(
+            self.nova.migrations(source_host=host.nova_host, created_after=host.epoch - CLOCK_SLACK),
+            host.nova_host, host.epoch)
+
     def _migrations_of(self, host: HostProgress, inst: InstanceProgress) -> List[Migration]:
         return self._our_migrations(self.nova.migrations(instance_uuid=inst.id), host.nova_host, host.epoch)
 
@@ -696,7 +705,7 @@ class Engine:
         # the rebuild may be over (task_state None) while the host has not moved yet:
         # finish_evacuation moves it and ends the migration later, after a lock that is
         # contended under load; the migration record is the only proof then
-        under_way = [m for m in migs if m.status in IN_PROGRESS_MIGRATION or m.status in FINISHED_MIGRATION]
+        under_way = [m for m in migs if _under_way_or_done(m)]
         if under_way:
             return Outcome(O_ADOPT, f"migration {under_way[-1].status}, host not moved yet")
         return Outcome("idle")
@@ -731,9 +740,7 @@ class Engine:
     def _list_migrations(self, host: HostProgress) -> None:
         started = self.clock()
         try:
-            migs: Optional[List[Migration]] = self._our_migrations(
-                self.nova.migrations(source_host=host.nova_host, created_after=host.epoch - CLOCK_SLACK),
-                host.nova_host, host.epoch)
+            migs: Optional[List[Migration]] = self._host_migrations(host)
         except Exception as err:  # noqa: BLE001 - a failed listing is just tried again next cycle
             self.log.debug("%s: cannot list migrations yet: %s", host.node, err)
             migs = None
