@@ -79,16 +79,20 @@ def migrations_from(rig, host: str = SOURCE) -> List[dict]:
     return [m for m in resp.json()["migrations"] if m.get("source_compute") == host]
 
 
-def issued(rig, ids: Iterable[str], host: str = SOURCE) -> int:
+def with_migration(rig, ids: Iterable[str], keep: Callable[[str], bool], host: str = SOURCE) -> int:
+    """How many of `ids` have an evacuation record from `host` whose status `keep` accepts."""
     wanted = set(ids)
-    return len({m["instance_uuid"] for m in migrations_from(rig, host) if m["instance_uuid"] in wanted})
+    return len({m["instance_uuid"] for m in migrations_from(rig, host)
+                if m["instance_uuid"] in wanted and keep(m["status"])})
+
+
+def issued(rig, ids: Iterable[str], host: str = SOURCE) -> int:
+    return with_migration(rig, ids, lambda status: True, host)
 
 
 def taken_by_compute(rig, ids: Iterable[str], host: str = SOURCE) -> int:
     """Instances whose evacuation a destination nova-compute has started (migration past `accepted`)."""
-    wanted = set(ids)
-    return len({m["instance_uuid"] for m in migrations_from(rig, host)
-                if m["instance_uuid"] in wanted and m["status"] not in ("accepted", "failed", "error")})
+    return with_migration(rig, ids, lambda status: status not in ("accepted", "failed", "error"), host)
 
 
 def wait_for(probe: Callable[[], object], timeout: float, what: str, interval: float = 0.2):

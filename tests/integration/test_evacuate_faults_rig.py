@@ -32,7 +32,8 @@ from computeha.ocf_lib import ocf
 from computeha.ocf_lib.nova_auth import AuthConfig, make_session
 from computeha.ocf_lib.state import StateDir
 from tests.integration.fault_helpers import (SOURCE, EngineThread, FaultProxy, assert_recovered, fence, issued,
-                                             migrations_from, outcome, restore, taken_by_compute, wait_for)
+                                             migrations_from, outcome, restore, taken_by_compute, wait_for,
+                                             with_migration)
 from tests.integration.nova_rig_helpers import adapter
 from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
 
@@ -67,9 +68,7 @@ def boot(rig, n: int = N, prefix: str = "fault"):
 
 
 def finished(rig, ids) -> int:
-    wanted = set(ids)
-    return len({m["instance_uuid"] for m in migrations_from(rig) if m["instance_uuid"] in wanted
-                and m["status"] in DONE_STATES})
+    return with_migration(rig, ids, lambda status: status in DONE_STATES)
 
 
 # --- 1. nova-api really stopped and started again ------------------------------------------------
