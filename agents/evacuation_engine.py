@@ -111,6 +111,22 @@ def match_service(node: str, services: Sequence[Service], domain: str = "",
     return found[0] if found else None
 
 
+def flavor_marker_values(nova: Nova, marker: str) -> List[object]:
+    """The marker's value on every flavor of the cloud that has it (the legacy rule looks at all flavors).
+
+    PROTOCOL GAP: the Nova Protocol has no flavor listing; an adapter that
+    offers `flavors_with_extra_spec(key)` is used, otherwise only the flavors
+    of the failed host's servers are known (their specs come with the servers).
+    """
+    lister = getattr(nova, "flavors_with_extra_spec", None)
+    if lister is None:
+        return []
+    try:
+        return list(lister(marker).values())
+    except (NovaError, AttributeError, TypeError):
+        return []
+
+
 class Engine:
     def __init__(self, nova: Nova, records: NodeAttributes, settings: Settings, store: ProgressStore,
                  log: logging.Logger, node: str, progress: Optional[NodeAttributes] = None,
@@ -416,29 +432,9 @@ class Engine:
         for future in facts["exclude"]:
             excluded.update(img.id for img in future.result())
         if self.s.selection == "all":
-            return sel.CloudMarkers(excluded_image_ids=frozenset(excluded))
-        marker = self.s.marker
-        images = frozenset(img.id for img in facts["images"].result())
-        agg_hosts = sel.marked_aggregate_hosts(facts["aggregates"].result(), marker)
-        anything = bool(images) or bool(agg_hosts) or sel.any_server_marked(servers, marker) \
-            or self._flavors_marked(marker)
-        return sel.CloudMarkers(marked_image_ids=images, excluded_image_ids=frozenset(excluded),
-                                marked_aggregate_hosts=agg_hosts, anything_marked=anything)
-
-    def _flavors_marked(self, marker: str) -> bool:
-        """Whether any flavor in the cloud carries the marker (legacy rule).
-
-        PROTOCOL GAP: the Nova Protocol has no flavor listing; an adapter that
-        offers `flavors_with_extra_spec(key)` is used, otherwise only the flavors
-        of the failed host's servers are known (checked by the caller).
-        """
-        lister = getattr(self.nova, "flavors_with_extra_spec", None)
-        if lister is None:
-            return False
-        try:
-            return any(sel.truthy(v) for v in lister(marker).values())
-        except (NovaError, AttributeError, TypeError):
-            return False
+            return sel.cloud_markers("all", self.s.marker, servers, excluded)
+        return sel.cloud_markers(self.s.selection, self.s.marker, servers, excluded, facts["images"].result(),
+                                 facts["aggregates"].result(), lambda: flavor_marker_values(self.nova, self.s.marker))
 
     def _our_migrations(self, migrations: Sequence[Migration], nova_host: str, epoch: int) -> List[Migration]:
         # `completed` is never this request's: a record becomes completed only when its source nova-compute

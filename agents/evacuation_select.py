@@ -8,9 +8,9 @@ embeds the flavor's extra specs in each server).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, Optional, Sequence
+from typing import Callable, FrozenSet, Iterable, Optional, Sequence
 
-from computeha.ocf_lib.nova import Aggregate, Server
+from computeha.ocf_lib.nova import Aggregate, Image, Server
 
 from .evacuation_params import Settings
 
@@ -53,6 +53,22 @@ def marked_aggregate_hosts(aggregates: Iterable[Aggregate], marker: str) -> Froz
         if truthy(agg.metadata.get(marker, "")):
             hosts.update(agg.hosts)
     return frozenset(hosts)
+
+
+def cloud_markers(selection: str, marker: str, servers: Sequence[Server], excluded_image_ids: Iterable[str],
+                  marked_images: Iterable[Image] = (), aggregates: Iterable[Aggregate] = (),
+                  flavor_marker_values: Callable[[], Iterable[object]] = tuple) -> CloudMarkers:
+    """The cloud-wide markers from the gathered facts. `flavor_marker_values` (the marker's value on every
+    flavor of the cloud) is called only when nothing else is marked: it is the one costly fact."""
+    excluded = frozenset(excluded_image_ids)
+    if selection == "all":
+        return CloudMarkers(excluded_image_ids=excluded)
+    images = frozenset(img.id for img in marked_images)
+    agg_hosts = marked_aggregate_hosts(aggregates, marker)
+    anything = bool(images) or bool(agg_hosts) or any_server_marked(servers, marker) \
+        or any(truthy(v) for v in flavor_marker_values())
+    return CloudMarkers(marked_image_ids=images, excluded_image_ids=excluded, marked_aggregate_hosts=agg_hosts,
+                        anything_marked=anything)
 
 
 def server_marked(server: Server, markers: CloudMarkers, marker: str) -> Optional[str]:

@@ -88,21 +88,18 @@ def _agent_values(site: Optional[Site]):
 
 
 def markers(nova: Any, settings: Any, servers: List[Any]):
-    """The cloud-wide facts the selection needs (as NovaEvacuate gathers them)."""
+    """The cloud-wide facts the selection needs, gathered and judged as NovaEvacuate does."""
     from computeha.agents import evacuation_select as sel
+    from computeha.agents.evacuation_engine import flavor_marker_values
 
     excluded = set(settings.exclude_image_ids)
     for tag in settings.exclude_image_tags:
         excluded.update(img.id for img in nova.images_with_tag(tag))
     if settings.selection == "all":
-        return sel.CloudMarkers(excluded_image_ids=frozenset(excluded))
-    images = frozenset(img.id for img in nova.images_with_tag(settings.marker))
-    agg_hosts = sel.marked_aggregate_hosts(nova.aggregates(), settings.marker)
-    lister = getattr(nova, "flavors_with_extra_spec", None)
-    flavors = bool(lister(settings.marker)) if lister is not None else False
-    anything = bool(images) or bool(agg_hosts) or sel.any_server_marked(servers, settings.marker) or flavors
-    return sel.CloudMarkers(marked_image_ids=images, excluded_image_ids=frozenset(excluded),
-                            marked_aggregate_hosts=agg_hosts, anything_marked=anything)
+        return sel.cloud_markers("all", settings.marker, servers, excluded)
+    return sel.cloud_markers(settings.selection, settings.marker, servers, excluded,
+                             nova.images_with_tag(settings.marker), nova.aggregates(),
+                             lambda: flavor_marker_values(nova, settings.marker))
 
 
 Placement = Callable[[str], Any]  # GET path -> decoded JSON

@@ -197,6 +197,28 @@ def test_plan_lists_evacuated_and_excluded_instances_with_reasons_and_capacity()
     assert "DOES NOT FIT" in text[-1]
 
 
+def test_plan_judges_flavor_markers_as_the_agent_does():
+    """A flavor that says evacuable=false marks nothing: the legacy rule (evacuate everything) still holds."""
+    fake_nova = pytest.importorskip("tests.fakes.fake_nova")
+
+    class NovaWithFlavors(fake_nova.FakeNova):
+        specs = {"m1.tiny": "false"}
+
+        def flavors_with_extra_spec(self, key):
+            return dict(self.specs)
+
+    nova = NovaWithFlavors(hosts=("compute-0", "compute-1"))
+    nova.add_server("compute-0", name="plain")
+    site = read_site(EXAMPLE)
+    from computeha.agents.evacuation_params import Settings
+
+    settings = Settings.from_values(planning._agent_values(site))
+    assert settings.selection != "all"
+    assert planning.markers(nova, settings, nova.servers_on_host("compute-0")).anything_marked is False
+    NovaWithFlavors.specs = {"m1.tiny": "false", "m1.gold": "true"}
+    assert planning.markers(nova, settings, nova.servers_on_host("compute-0")).anything_marked is True
+
+
 def test_plan_without_credentials_is_not_available():
     result = run("plan", "compute-0")
     assert result.exit_code == 3

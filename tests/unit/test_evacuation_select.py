@@ -85,3 +85,27 @@ def test_settings_from_parameters():
     assert s.exclude_image_ids == frozenset({"img-9"}) and s.exclude_image_tags == ("amphora",)
     assert s.exclude_projects == frozenset({"a", "b"}) and s.host_map == {"c0": "compute-0.example"}
     assert s.max_parallel == 8 and s.selection == "auto" and s.local_disk_policy == "rebuild"
+
+
+def test_cloud_markers_count_a_flavor_only_when_its_marker_is_true():
+    def flavors(*values):
+        asked = []
+
+        def values_of_all_flavors():
+            asked.append(1)
+            return list(values)
+        return values_of_all_flavors, asked
+
+    unmarked = [server()]
+    for values, marked in ((("false",), False), (("no", "true"), True), ((), False)):
+        lister, _ = flavors(*values)
+        got = sel.cloud_markers("marked", "evacuable", unmarked, ["img-x"], flavor_marker_values=lister)
+        assert got.anything_marked is marked, values
+        assert got.excluded_image_ids == frozenset({"img-x"})
+    # the flavor listing is the costly fact: not asked once anything else is marked
+    lister, asked = flavors("true")
+    got = sel.cloud_markers("marked", "evacuable", unmarked, [], aggregates=[
+        Aggregate(id="1", name="ha", hosts=("compute-0",), metadata={"evacuable": "true"})], flavor_marker_values=lister)
+    assert got.anything_marked and got.marked_aggregate_hosts == frozenset({"compute-0"}) and not asked
+    assert sel.cloud_markers("all", "evacuable", unmarked, ["i"], flavor_marker_values=lister) == \
+        sel.CloudMarkers(excluded_image_ids=frozenset({"i"}))
