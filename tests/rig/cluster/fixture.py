@@ -9,30 +9,20 @@ Concurrent sessions need their own ``CHA_CLUSTER_RIG_DIR``, ``CHA_CLUSTER_PREFIX
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from typing import IO, Iterator
 
 import pytest
 
+from tests.rig import session_lock
 from tests.rig.cluster.cluster import Cluster
 
 
 def _lock(rig: Cluster) -> "IO[str]":
-    rig.root.mkdir(parents=True, exist_ok=True)
-    fh = open(rig.root / "session.lock", "a+")
-    deadline = time.monotonic() + float(os.environ.get("CHA_CLUSTER_LOCK_WAIT", "900"))
-    while True:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fh
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                fh.close()
-                pytest.fail(f"cluster rig {rig.root} is in use by another test session",
-                            pytrace=False)
-            time.sleep(1)
+    handle = session_lock.hold(rig.root, float(os.environ.get("CHA_CLUSTER_LOCK_WAIT", "900")))
+    if handle is None:
+        pytest.fail(f"cluster rig {rig.root} is in use by another test session", pytrace=False)
+    return handle
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,11 @@ Tests using either fixture are marked ``integration`` and ``openstack`` automati
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 
 import pytest
 
+from tests.rig import session_lock
 from tests.rig.openstack.cloud import OpenStackRig, RigNotInstalled
 
 _FIXTURES = ("openstack_rig", "openstack_cloud")
@@ -47,18 +46,7 @@ def _unavailable(reason: str):
 
 def _lock_session(rig: OpenStackRig):
     """Exclusive use of the rig for this session; the lock dies with the process."""
-    rig.paths.root.mkdir(parents=True, exist_ok=True)
-    fh = open(rig.paths.root / "session.lock", "a+")
-    deadline = time.monotonic() + float(os.environ.get("COMPUTEHA_RIG_LOCK_WAIT", "900"))
-    while True:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fh
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                fh.close()
-                return None
-            time.sleep(1)
+    return session_lock.hold(rig.paths.root, float(os.environ.get("COMPUTEHA_RIG_LOCK_WAIT", "900")))
 
 
 @pytest.fixture(scope="session")
