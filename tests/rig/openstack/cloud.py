@@ -189,6 +189,22 @@ class OpenStackRig:
             procs.wait_http(url(self.settings, name, "/v3" if name == "keystone" else "/"), timeout)
         return pid
 
+    def rabbit_consumers(self, timeout: float = 30) -> Dict[str, int]:
+        """RabbitMQ's queues and how many consumers each has (a restarted broker has none until Nova's
+        services reconnect and declare them again; a message published to a queue not declared yet is dropped)."""
+        cmd = commands.rabbitmqctl(self.paths, self.settings, "-q", "list_queues", "name", "consumers",
+                                   "--no-table-headers")
+        res = subprocess.run(cmd.argv, env=dict(cmd.env), stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=timeout)
+        if res.returncode != 0:
+            return {}
+        out: Dict[str, int] = {}
+        for line in res.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                out[parts[0]] = int(parts[1])
+        return out
+
     def _check_service(self, name: str) -> None:
         if name not in self.RESTARTABLE:
             raise ValueError("%r cannot be restarted alone (one of %s)" % (name, ", ".join(self.RESTARTABLE)))
