@@ -621,6 +621,7 @@ class Engine:
         with self.lock:
             inst.state = ISSUING
             inst.attempts += 1
+            inst.overdue = False
             inst.issued_at = self.clock()
             self.store.save(host)
 
@@ -766,10 +767,21 @@ class Engine:
                 self._apply(host.node, inst.id, Outcome(O_RETRY, f"evacuation {status} in Nova"))
             elif now - inst.inflight_since > self.s.evacuation_timeout:
                 # the next attempt inspects Nova first: it waits again rather than re-issue over it
-                self._apply(host.node, inst.id,
-                            Outcome(O_RETRY, f"not back after {self.s.evacuation_timeout:.0f}s"))
+                with self.lock:
+                    inst.overdue = True
+                self._apply(host.node, inst.id, Outcome(O_RETRY, self._overdue(mig)))
             elif mig is None and started - inst.inflight_since > self.s.in_doubt_grace:
                 self._apply(host.node, inst.id, Outcome(O_DEFER, "no migration record: inspecting", at=now))
+
+    def _overdue(self, mig: Optional[Migration]) -> str:
+        """Why an evacuation is not back in time, in words an operator can act on."""
+        text = f"not back after {self.s.evacuation_timeout:.0f}s"
+        if mig is not None and mig.status == "accepted":
+            where = f", scheduled to {mig.dest_compute}" if mig.dest_compute else ""
+            text += (f"; Nova still shows the evacuation `accepted`{where} and no compute has started it: a dead "
+                     "target nova-compute, a busy scheduler, or a request lost in RabbitMQ (known limit: "
+                     "the agent never issues a second one over it; operator: nova reset-state --active, evacuate)")
+        return text
 
     def _confirm(self, host: HostProgress, inst: InstanceProgress) -> Outcome:
         try:
@@ -816,6 +828,8 @@ class Engine:
         with self.lock:
             if outcome.kind == O_ADOPT:  # accepted by Nova, or found under way: confirmed by poll()
                 inst.state, inst.inflight_since = INFLIGHT, now
+                if inst.overdue:  # waiting again for the same evacuation is an attempt of its own
+                    inst.waits, inst.overdue = inst.waits + 1, False
                 if outcome.reason != "accepted":
                     self.log.info("%s: instance %s: %s, waiting for it", node, inst.id, outcome.reason)
             elif outcome.kind == O_DONE:
@@ -824,15 +838,16 @@ class Engine:
             elif outcome.kind == O_GONE:
                 inst.state, inst.reason = REPORTED, outcome.reason
                 self.log.info("%s: instance %s: %s", node, inst.id, outcome.reason)
-            elif outcome.kind == O_FAILED or (outcome.kind == O_RETRY and inst.attempts >= self.s.max_attempts):
+            elif outcome.kind == O_FAILED or (outcome.kind == O_RETRY
+                                              and inst.attempts + inst.waits >= self.s.max_attempts):
                 inst.state, inst.reason = FAILED, outcome.reason
                 self.log.error("%s: instance %s (%s) failed for good after %d attempts: %s", node, inst.id,
-                               inst.name, inst.attempts, outcome.reason)
+                               inst.name, inst.attempts + inst.waits, outcome.reason)
             elif outcome.kind == O_RETRY:
                 inst.state, inst.reason = ISSUING, outcome.reason  # next attempt inspects Nova first
                 inst.next_at = now + min(60.0, self.s.retry_backoff * 2 ** (inst.attempts - 1))
-                self.log.warning("%s: instance %s attempt %d: %s; retry in %.0fs", node, inst.id, inst.attempts,
-                                 outcome.reason, inst.next_at - now)
+                self.log.warning("%s: instance %s attempt %d: %s; retry in %.0fs", node, inst.id,
+                                 inst.attempts + inst.waits, outcome.reason, inst.next_at - now)
             elif outcome.kind == O_DOUBT:
                 inst.state, inst.reason = ISSUING, outcome.reason
                 inst.attempts = max(0, inst.attempts - 1)  # an unanswered call is not a failed evacuation

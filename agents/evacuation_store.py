@@ -81,6 +81,11 @@ class InstanceProgress:
     expect_status: str = "ACTIVE"
     disk: str = "shared"
     attempts: int = 0
+    # evacuation_timeout periods spent waiting again for an evacuation Nova showed under way after the
+    # first period ran out: they count against max_attempts like calls, or a request Nova never carries
+    # out would be waited for forever
+    waits: int = 0
+    overdue: bool = False  # the last wait ran out; the next inspection that finds it under way is a wait
     issued_at: float = 0.0  # wall clock of the last evacuate call (in doubt until Nova shows it)
     next_at: float = 0.0  # earliest time of the next attempt (backoff)
     inflight_since: float = 0.0  # when Nova accepted it (or it was found under way)

@@ -37,7 +37,7 @@ class MiniNova:
         self.evacuations: Dict[str, int] = {}  # server id -> evacuate calls accepted
         self.broken: List[str] = []  # servers hit by a second evacuation while the first ran
         self._finish_at: Dict[str, tuple] = {}  # server id -> (time, dest, migration index)
-        self.fail_evacuate: List[str] = []  # scripted evacuate faults: "unavailable", "lost", "fail"
+        self.fail_evacuate: List[str] = []  # scripted evacuate faults: "unavailable", "lost", "fail", "queued-lost"
         self.fail_reads = 0  # next N read calls raise NovaUnavailable
         self.doomed: set = set()
         self.answer_delay = 0.0
@@ -160,6 +160,8 @@ class MiniNova:
             self.inflight_max[srv.host] = max(self.inflight_max.get(srv.host, 0), running)
             if fault == "fail":
                 self.doomed.add(server_id)  # this attempt ends in ERROR / migration failed
+            if fault == "queued-lost":  # accepted, then dropped by the message queue: never goes on
+                return
             # the original status comes back at the end, as with 2.68-2.94 (power state kept)
             self._finish_at[server_id] = (now + self.duration, dest, idx,
                                           "ACTIVE" if srv.status == "ERROR" else srv.status)

@@ -357,6 +357,22 @@ def test_failed_evacuations_are_retried_then_reported(tmp_path):
     assert final.state == rec.FAILED and final.detail.startswith("0/1 1 failed")
 
 
+def test_a_request_lost_after_nova_accepted_it_is_reported_not_issued_again(tmp_path, caplog):
+    """Nova accepted the evacuation, then its message queue dropped it (README, known limits): the migration
+    stays `accepted` and the server `rebuilding`. The agent waits, never issues a second evacuation over it,
+    and reports the instance failed with words an operator can act on."""
+    nova, (sid,) = fenced_host(1)
+    nova.fail_evacuate = ["queued-lost"]
+    engine, attrs, _ = make(tmp_path, nova, max_parallel=1, max_attempts=2, evacuation_timeout=0.3)
+    flag(attrs, "compute-0")
+    with caplog.at_level(logging.INFO, logger="test-evacuation"):
+        assert finishes(engine, 15)
+    assert nova.evacuations[sid] == 1 and not nova.broken
+    assert record(attrs, "compute-0").state == rec.FAILED
+    assert "still shows the evacuation `accepted`" in caplog.text and "reset-state" in caplog.text
+    assert "failed for good after 2 attempts" in caplog.text  # one call, then one more wait: no third
+
+
 def test_still_in_use_pauses_the_host_without_burning_attempts(tmp_path):
     nova = MiniNova()
     sid = nova.add_server("compute-0").id
