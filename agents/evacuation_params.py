@@ -57,8 +57,8 @@ EVACUATION_PARAMS = ParamTable([
           "as failed.", default=3, minimum=1, maximum=20),
     Param("evacuation_timeout", Kind.SECONDS, "Time allowed for one evacuation",
           "From the accepted evacuate call until the server runs elsewhere; then the attempt counts as "
-          "failed. An evacuation Nova still shows under way is never issued again, only waited for once "
-          "more, and that wait counts as an attempt too.", default=300, minimum=10),
+          "failed. An evacuation Nova still shows under way is never issued again, only waited for again; "
+          "each such wait counts as an attempt too.", default=300, minimum=10),
     Param("mass_failure_share", Kind.INTEGER, "Mass-failure guard, percent of compute hosts",
           "If more than this share of compute hosts is flagged within mass_failure_window (a partition, not "
           "real failures), no new host is evacuated until an operator acts. 0 disables the guard.",
