@@ -838,16 +838,15 @@ class Engine:
             elif outcome.kind == O_GONE:
                 inst.state, inst.reason = REPORTED, outcome.reason
                 self.log.info("%s: instance %s: %s", node, inst.id, outcome.reason)
-            elif outcome.kind == O_FAILED or (outcome.kind == O_RETRY
-                                              and inst.attempts + inst.waits >= self.s.max_attempts):
+            elif outcome.kind == O_FAILED or (outcome.kind == O_RETRY and inst.tries >= self.s.max_attempts):
                 inst.state, inst.reason = FAILED, outcome.reason
                 self.log.error("%s: instance %s (%s) failed for good after %d attempts: %s", node, inst.id,
-                               inst.name, inst.attempts + inst.waits, outcome.reason)
+                               inst.name, inst.tries, outcome.reason)
             elif outcome.kind == O_RETRY:
                 inst.state, inst.reason = ISSUING, outcome.reason  # next attempt inspects Nova first
                 inst.next_at = now + min(60.0, self.s.retry_backoff * 2 ** (inst.attempts - 1))
-                self.log.warning("%s: instance %s attempt %d: %s; retry in %.0fs", node, inst.id,
-                                 inst.attempts + inst.waits, outcome.reason, inst.next_at - now)
+                self.log.warning("%s: instance %s attempt %d: %s; retry in %.0fs", node, inst.id, inst.tries,
+                                 outcome.reason, inst.next_at - now)
             elif outcome.kind == O_DOUBT:
                 inst.state, inst.reason = ISSUING, outcome.reason
                 inst.attempts = max(0, inst.attempts - 1)  # an unanswered call is not a failed evacuation

@@ -92,6 +92,11 @@ class InstanceProgress:
     reason: str = ""
     dest: str = ""
 
+    @property
+    def tries(self) -> int:
+        """What max_attempts bounds: evacuate calls plus further waits for one under way."""
+        return self.attempts + self.waits
+
 
 @dataclass
 class HostProgress:
