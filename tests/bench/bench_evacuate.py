@@ -161,10 +161,10 @@ def merge_rounds(samples: Dict[str, List[dict]]) -> Dict[str, dict]:
             for times, how_many in (run.get("counts") or {}).items():
                 counts[times] = counts.get(times, 0) + how_many
         out["counts"] = counts
-        for key, pick in (("first_call", max), ("peak_rss_kb", max), ("idle_rss_kb", max), ("load", max)):
+        for key in ("first_call", "peak_rss_kb", "idle_rss_kb", "load"):  # the worst run's
             values = [r[key] for r in runs if r.get(key) is not None]
             if values:
-                out[key] = pick(values)
+                out[key] = max(values)
         merged[name] = out
     ours, limits = samples.get("ours", []), [v for k, v in samples.items() if k.startswith("limit")]
     paired = []
@@ -383,6 +383,10 @@ def runs_text(runs: List[Optional[float]]) -> str:
     return "/".join("-" if r is None else f"{r:.1f}" for r in runs)
 
 
+def ratios_text(ratios: List[float]) -> str:
+    return ", ".join(f"{r:.2f}" for r in ratios)
+
+
 def print_table(results: dict) -> None:
     print("\nflag -> all N ACTIVE elsewhere (seconds; ratio to the best limit run of the same N)")
     print(f"{'N':>4} {'contender':<14} {'seconds':>8} {'ratio':>6}  notes")
@@ -396,7 +400,7 @@ def print_table(results: dict) -> None:
             if len(v.get("runs") or []) > 1:
                 notes.append(f"median of runs {runs_text(v['runs'])}")
             if v.get("paired_ratios"):
-                notes.append(f"per-round ratios {', '.join(f'{r:.2f}' for r in v['paired_ratios'])}")
+                notes.append(f"per-round ratios {ratios_text(v['paired_ratios'])}")
             if v.get("first_call") is not None:
                 notes.append(f"first call {v['first_call']:.2f}s after flag")
             if v.get("peak_rss_kb"):
@@ -440,7 +444,7 @@ def summary_rows(results: dict) -> List[Row]:
         spread = ("; ".join(f"{k} runs {runs_text(v['runs'])}" for k, v in sorted(row.items()) if v.get("runs"))
                   if rounds > 1 else "")
         paired = (f"median per-round ratio {statistics.median(ours['paired_ratios']):.2f} "
-                  f"({', '.join(f'{r:.2f}' for r in ours['paired_ratios'])})" if ours.get("paired_ratios") else "")
+                  f"({ratios_text(ours['paired_ratios'])})" if ours.get("paired_ratios") else "")
         out.append(Row("evacuate", f"N={n} flag -> all ACTIVE elsewhere, vs rig limit"
                        + (f" (medians of {rounds} rounds)" if rounds > 1 else ""), sec, limits.get(best),
                        reference_name=f"plain parallel {best[6:-1]}" if best else "", max_ratio=GOAL_LIMIT,
