@@ -40,12 +40,12 @@ from computeha.ocf_lib.nova import (FAILED_MIGRATION, FINISHED_MIGRATION, IN_PRO
                                     NovaNotFound, Server, Service, nova_time)
 
 from . import evacuation_select as sel
+from . import failure_guard as guard
 from .evacuation_params import Settings
 from .evacuation_store import (DONE, FAILED, INFLIGHT, ISSUING, PENDING, REPORTED, SKIPPED, HostProgress,
                                InstanceProgress, ProgressStore)
 
 CLOCK_SLACK = 120  # seconds of clock skew tolerated between controllers and Nova when matching migrations
-GATE_RECHECK = 5.0  # seconds between fence-evidence checks of a host that failed them
 FRESH_LISTING = 60.0  # seconds a server listing is trusted for an instance's first evacuate call
 RELIST_AT = 0.75  # share of FRESH_LISTING after which the host's servers are listed again (in the background)
 PROGRESS_INTERVAL = 1.0  # seconds between two progress attribute writes of a host
@@ -163,9 +163,8 @@ class Engine:
         self.first_issue_at: Optional[float] = None
         self._first_call: Dict[str, float] = {}
         self.refused: set = set()  # flagged nodes left alone (no fence evidence, mass-failure guard)
-        # when each host was flagged, finished records included: the mass-failure guard counts every host
-        # flagged within its window, not only those still waiting (an early one may be done already)
-        self.flagged: Dict[str, float] = {}
+        self.limits = guard.Limits(settings.mass_failure_share, settings.mass_failure_max_hosts,
+                                   settings.stale_cloud_share)
         self._planned: Dict[str, float] = {}  # node -> monotonic time of the server listing
         self.fresh_listing = FRESH_LISTING
         self._relisting: set = set()  # nodes whose new server listing is under way
@@ -262,13 +261,8 @@ class Engine:
             self._say("*records", logging.WARNING, f"cannot read the evacuation records: {err}")
             return
         self._said.pop("*records", None)
-        active = {}
-        for node, value in values.items():
-            record = rec.parse(value)
-            if record is not None and record.since:
-                self.flagged[node] = float(record.since)
-            if record is not None and record.state in (rec.REQUESTED, rec.RUNNING):
-                active[node] = record
+        records = {node: r for node, r in ((n, rec.parse(v)) for n, v in values.items()) if r is not None}
+        active = {n: r for n, r in records.items() if r.state in (rec.REQUESTED, rec.RUNNING)}
         for node in list(self.hosts):
             if node not in active and node not in self._finish_pending:
                 self.log.info("evacuation record of %s was cleared or finished elsewhere: no longer tracked", node)
@@ -294,46 +288,50 @@ class Engine:
             self._say("*nova", logging.WARNING, f"Nova unavailable, evacuations wait: {err}")
             return
         self._said.pop("*nova", None)
-        blocked_by_guard = self._mass_failure(active, services)
+        cloud = guard.cloud_state(records, services, lambda n: getattr(self._match(n, services), "host", None))
+        budgets = self._budgets(facts)
         for node in sorted(new, key=lambda n: active[n].since):
             record = active[node]
             service = self._match(node, services)
             why = fence_evidence(service)
-            if why is not None:
-                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+            if why is not None or service is None:
+                self._gate_next[node] = time.monotonic() + self.s.gate_recheck
                 self._say(node, logging.WARNING, f"{node} is flagged for evacuation but {why}: left alone")
                 self.refused.add(node)
                 continue
-            if blocked_by_guard and not (record.state == rec.RUNNING and record.detail.startswith(self.node)):
-                self._gate_next[node] = time.monotonic() + GATE_RECHECK
-                self._say(node, logging.CRITICAL, f"{node} not evacuated: {blocked_by_guard}")
-                self._set_progress(node, "blocked: mass failure")
+            verdict = guard.judge(service.host, cloud, self.limits, budgets or [])
+            if budgets is None:
+                verdict = guard.Verdict("the failure budgets of the host aggregates cannot be read from Nova: "
+                                        "evacuation waits", "held: aggregates unreadable")
+            resuming = record.state == rec.RUNNING and record.detail.startswith(self.node)
+            if verdict.blocked and not resuming:
+                self._gate_next[node] = time.monotonic() + self.s.gate_recheck
+                level = logging.CRITICAL if verdict.progress == guard.PROGRESS_BLOCKED else logging.WARNING
+                self._say(node, level, f"{node} not evacuated: {verdict.reason}")
+                self._set_progress(node, verdict.progress)
                 self.refused.add(node)
                 continue
             try:
                 self.claim(node, record, service, services,
                            prefetch.get(node) if service.host == node else None, facts)
             except NovaError as err:
-                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+                self._gate_next[node] = time.monotonic() + self.s.gate_recheck
                 self._say(node, logging.WARNING, f"cannot plan the evacuation of {node} yet: {err}")
             except ClusterAttributeError as err:
-                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+                self._gate_next[node] = time.monotonic() + self.s.gate_recheck
                 self._say(node, logging.WARNING, f"cannot claim {node}: {err}")
 
-    def _mass_failure(self, active: Dict[str, rec.EvacuationRecord], services: Sequence[Service]) -> str:
-        share = self.s.mass_failure_share
-        if share <= 0:
-            return ""
-        total = len([s for s in services if s.binary == "nova-compute"])
-        now = self.clock()
-        recent = {n for n, r in active.items() if r.since == 0 or now - r.since <= self.s.mass_failure_window}
-        recent |= {n for n, since in self.flagged.items() if now - since <= self.s.mass_failure_window}
-        if total and len(recent) >= 2 and len(recent) * 100 > share * total:
-            return (f"MASS FAILURE GUARD: {len(recent)} of {total} compute hosts flagged within "
-                    f"{self.s.mass_failure_window:.0f}s (more than {share}%): this looks like a partition, "
-                    f"automatic evacuation suspended. Once the hosts are known dead, raise mass_failure_share to "
-                    f"100 on this resource (crm_resource --set-parameter) to evacuate them, and set it back after")
-        return ""
+    def _budgets(self, facts: dict) -> Optional[List[guard.Budget]]:
+        """The aggregates' failure budgets (None: Nova did not answer); bad metadata is logged and ignored."""
+        try:
+            budgets, problems = guard.budgets(facts["aggregates"].result())
+        except NovaError as err:
+            self._say("*aggregates", logging.WARNING, f"cannot read the host aggregates: {err}")
+            return None
+        self._said.pop("*aggregates", None)
+        for problem in problems:
+            self._say("*budget:" + problem.split(":", 1)[0], logging.WARNING, problem)
+        return budgets
 
     def _prefetch_host(self, nova_host: str, epoch: int) -> tuple:
         # no changes-since: Nova filters it on updated_at, which stays NULL while a migration is
@@ -343,10 +341,10 @@ class Engine:
 
     def _prefetch_facts(self) -> dict:
         """Futures of the cloud-wide selection facts (images by tag, aggregates), one call each."""
-        out = {"exclude": [self.pool.submit(self.nova.images_with_tag, t) for t in self.s.exclude_image_tags]}
+        out = {"exclude": [self.pool.submit(self.nova.images_with_tag, t) for t in self.s.exclude_image_tags],
+               "aggregates": self.pool.submit(self.nova.aggregates)}  # the failure budgets need them too
         if self.s.selection != "all":
             out["images"] = self.pool.submit(self.nova.images_with_tag, self.s.marker)
-            out["aggregates"] = self.pool.submit(self.nova.aggregates)
         return out
 
     def claim(self, node: str, record: rec.EvacuationRecord, service: Service, services: Sequence[Service],
@@ -466,7 +464,7 @@ class Engine:
         return best
 
     def _recheck_blocked(self, host: HostProgress) -> None:
-        self._gate_next[host.node] = time.monotonic() + GATE_RECHECK
+        self._gate_next[host.node] = time.monotonic() + self.s.gate_recheck
         try:
             service = self._match(host.node, self.nova.compute_services(host.nova_host))
         except NovaError:
@@ -597,7 +595,7 @@ class Engine:
         if host is None or self.stop.is_set():
             return
         if servers is None or migs is None:
-            self._relist_next[node] = time.monotonic() + GATE_RECHECK
+            self._relist_next[node] = time.monotonic() + self.s.gate_recheck
             return
         idle = {s.id for s in servers if s.host == host.nova_host and s.task_state is None}
         busy = {m.instance_uuid for m in migs if _under_way_or_done(m)}
@@ -863,7 +861,7 @@ class Engine:
                 inst.attempts = max(0, inst.attempts - 1)
                 inst.state = PENDING if inst.state == ISSUING else inst.state
                 host.blocked = outcome.reason
-                self._gate_next[node] = time.monotonic() + GATE_RECHECK
+                self._gate_next[node] = time.monotonic() + self.s.gate_recheck
                 self.log.warning("%s: Nova refuses evacuation (%s): paused until the host is forced down", node,
                                  outcome.reason)
             self.store.save(host)

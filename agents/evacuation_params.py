@@ -59,11 +59,25 @@ EVACUATION_PARAMS = ParamTable([
           "From the accepted evacuate call until the server runs elsewhere; then the attempt counts as "
           "failed. An evacuation Nova still shows under way is never issued again, only waited for again; "
           "each such wait counts as an attempt too.", default=300, minimum=10),
-    Param("mass_failure_share", Kind.INTEGER, "Mass-failure guard, percent of compute hosts",
-          "If more than this share of compute hosts is flagged within mass_failure_window (a partition, not "
-          "real failures), no new host is evacuated until an operator acts. 0 disables the guard.",
+    Param("mass_failure_share", Kind.INTEGER, "Mass-failure guard, percent of compute hosts down at once",
+          "A host is down from its fence until it is back in service (nova-compute up and enabled, its "
+          "evacuation record cleared), however long ago it failed; a host that came back no longer counts. "
+          "When more than this share of the compute hosts (and at least two) is down at once (a partition more "
+          "often than real failures), no further host is evacuated until an operator acts. 0 disables it.",
           default=50, minimum=0, maximum=100),
-    Param("mass_failure_window", Kind.SECONDS, "Mass-failure guard window", default=300, minimum=1),
+    Param("mass_failure_max_hosts", Kind.INTEGER, "Mass-failure guard, compute hosts down at once",
+          "Absolute cap beside mass_failure_share, for large clouds: with more hosts down at once than this, "
+          "no further host is evacuated until an operator acts. Host aggregates can set their own budget with "
+          "the metadata computeha:max_failures=N. 0 means no cap.", default=0, minimum=0, maximum=100000),
+    Param("stale_cloud_share", Kind.INTEGER, "Stale-cloud breaker, percent of computes reported down",
+          "When Nova reports more than this share of the compute services that are not fenced as down (a "
+          "control-plane or message-bus outage: Nova cannot see its computes), evacuation waits until Nova "
+          "sees them again: an evacuation then would find no target. 0 disables the breaker.",
+          default=50, minimum=0, maximum=100),
+    Param("mass_failure_window", Kind.SECONDS, "Deprecated: ignored",
+          "Older releases counted every host flagged within this window, recovered ones included. The guard "
+          "now counts the hosts down at once (see mass_failure_share); the value is still accepted so that "
+          "existing configurations keep working.", default=300, minimum=1),
     Param("target_aggregate", Kind.STRING, "Reserved target hosts",
           "Name of a host aggregate whose hosts receive the evacuated instances; empty lets the scheduler "
           "choose.", default=""),
@@ -91,13 +105,15 @@ class Settings:
     max_attempts: int = 3
     evacuation_timeout: float = 300.0
     mass_failure_share: int = 50
-    mass_failure_window: float = 300.0
+    mass_failure_max_hosts: int = 0
+    stale_cloud_share: int = 50
     target_aggregate: str = ""
     poll_interval: float = 1.0
     domain: str = ""  # Pacemaker node -> Nova host name rules (ocf_lib.hostnames)
     host_map: Optional[Mapping[str, str]] = None
     # in-doubt evacuate calls (no answer) are re-checked in Nova after this long before any re-issue
     in_doubt_grace: float = 20.0
+    gate_recheck: float = 5.0  # seconds between two judgements of a host left alone (evidence, guard)
     confirm_interval: float = 0.3  # seconds between two migration listings of a failed host
     retry_backoff: float = 2.0  # first retry delay; doubles per attempt, at most 60 s
 
@@ -121,7 +137,8 @@ class Settings:
             max_attempts=int(values.max_attempts),
             evacuation_timeout=float(values.evacuation_timeout),
             mass_failure_share=int(values.mass_failure_share),
-            mass_failure_window=float(values.mass_failure_window),
+            mass_failure_max_hosts=int(values.mass_failure_max_hosts),
+            stale_cloud_share=int(values.stale_cloud_share),
             target_aggregate=(values.target_aggregate or "").strip(),
             poll_interval=float(values.poll_interval),
             domain=str(values.get("domain") or ""),

@@ -1,6 +1,8 @@
 """Test-suite wiring: each rig contributes its fixtures as a pytest plugin, and the secret
 scan watches the whole session (COMPUTEHA_SECRET_SCAN=0 switches it off for local debugging)."""
 
+import time
+
 pytest_plugins = [
     "tests.rig.openstack.fixture",
     "tests.rig.bmc.fixture",
@@ -21,3 +23,12 @@ def pytest_collection_modifyitems(session, config, items):
         path = str(item.fspath)
         return ("/integration/test_e2e_" in path, "/integration/test_cluster_rig" in path)
     items.sort(key=order)
+
+
+_STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The suite's own wall time, next to pytest's ten slowest tests (--durations=10 in pyproject)."""
+    spent = time.monotonic() - _STARTED
+    terminalreporter.write_line(f"suite wall time: {spent:.0f} s ({spent / 60:.1f} min), exit status {exitstatus}")

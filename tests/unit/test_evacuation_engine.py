@@ -378,7 +378,7 @@ def test_still_in_use_pauses_the_host_without_burning_attempts(tmp_path):
     sid = nova.add_server("compute-0").id
     nova.fence("compute-0")
     nova.still_in_use.add("compute-0")
-    engine, attrs, _ = make(tmp_path, nova, max_attempts=1)
+    engine, attrs, _ = make(tmp_path, nova, max_attempts=1, gate_recheck=0.1)
     flag(attrs, "compute-0")
     try:
         end = time.monotonic() + 1.0
@@ -386,13 +386,7 @@ def test_still_in_use_pauses_the_host_without_burning_attempts(tmp_path):
             engine.step()
         assert engine.hosts["compute-0"].blocked
         nova.still_in_use.clear()
-        import computeha.agents.evacuation_engine as eng
-        engine._gate_next.clear()
-        old, eng.GATE_RECHECK = eng.GATE_RECHECK, 0.1
-        try:
-            assert engine.run_until_idle(10)
-        finally:
-            eng.GATE_RECHECK = old
+        assert engine.run_until_idle(10)
     finally:
         engine.close()
     assert nova.evacuations[sid] == 1 and record(attrs, "compute-0").state == rec.DONE

@@ -1,0 +1,135 @@
+"""End to end, the mass-failure guard on the real cluster: a host that failed and came back does not
+hold back the next failure; the absolute cap and an aggregate's failure budget block a double failure,
+and each is released by its documented operator step.
+
+Waits are bounds for a loaded 2-core machine, never measurements: recovery times are reported in
+docs/fault-matrix.md, not asserted.
+"""
+from __future__ import annotations
+
+import time
+from typing import Dict, List
+
+import pytest
+
+from computeha.agents.failure_guard import MAX_FAILURES_KEY, PROGRESS_BLOCKED
+from computeha.ocf_lib import evacuation_record as er
+from tests.e2e.scenario import NOVA_EVACUATE_RSC, Stack
+from tests.integration.test_e2e_faults import TIMEOUT, assert_recovered_once
+from tests.rig.cluster.cluster import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.openstack]
+
+BACK_FOR = 60.0  # seconds host A stays back in service before host B fails (inside the old 300 s window)
+
+
+def guard_lines(stack: Stack) -> List[str]:
+    return [ln for n in stack.cluster.layout.controllers for ln in stack.evacuate_log(n.name, "GUARD")]
+
+
+@pytest.mark.fault("Mass failure", "one compute power-lost and back in service; 60 s later a second one power-lost",
+                   "the host back in service no longer counts: the second host is evacuated at once, no guard "
+                   "message, every instance once")
+def test_a_host_back_in_service_does_not_hold_back_the_next_failure(stack: Stack, fault_report) -> None:
+    first, second = stack.hosts[0], stack.hosts[1]
+    servers = {first: stack.boot(1, first, prefix="e2e-back-a"), second: stack.boot(2, second, prefix="e2e-back-b")}
+    try:
+        before = len(guard_lines(stack))
+        rec_a = stack.power_loss(first, servers[first], power_on="fenced")
+        back_at = time.monotonic()
+        assert stack.record(first) is None
+        time.sleep(max(0.0, back_at + BACK_FOR - time.monotonic()))  # the scenario's fixed gap, not a poll
+        rec_b = stack.power_loss(second, servers[second], power_on="fenced")
+        assert len(guard_lines(stack)) == before, guard_lines(stack)[before:]
+        assert rec_b.at("evacuation_issued") is not None
+        for host in (first, second):
+            assert_recovered_once(stack, host, servers[host])
+        fault_report.observe(
+            f"{first}: fenced {rec_a.at('fenced'):.0f} s, all ACTIVE elsewhere {rec_a.at('all_active'):.0f} s, back in "
+            f"service {rec_a.at('reenabled'):.0f} s; {second} power-lost {BACK_FOR:.0f} s later: fenced "
+            f"{rec_b.at('fenced'):.0f} s, first evacuation {rec_b.at('evacuation_issued'):.0f} s, "
+            f"{len(servers[second])}/{len(servers[second])} ACTIVE elsewhere {rec_b.at('all_active'):.0f} s after "
+            f"its power cut; 0 guard messages, 1 evacuation each, 0 zombies")
+    finally:
+        for ids in servers.values():
+            stack.cloud.delete_servers(ids)
+
+
+def _aggregate(stack: Stack, name: str, hosts: List[str], budget: int):
+    nova = stack.cloud.nova()
+    for old in nova.aggregates.list():
+        if old.name == name:
+            for h in old.hosts:
+                nova.aggregates.remove_host(old, h)
+            nova.aggregates.delete(old)
+    agg = nova.aggregates.create(name, None)
+    for h in hosts:
+        nova.aggregates.add_host(agg, h)
+    nova.aggregates.set_metadata(agg, {MAX_FAILURES_KEY: str(budget)})
+    return agg
+
+
+@pytest.mark.fault("Mass failure", "two computes power-lost together under mass_failure_max_hosts=1 and an "
+                   "aggregate budget computeha:max_failures=1 (share guard off)",
+                   "blocked by the cap, then (cap lifted) by the aggregate budget, each with its CRITICAL line; "
+                   "raising the budget releases them: every instance evacuated once")
+def test_the_cap_and_an_aggregate_budget_block_until_the_operator_raises_them(stack: Stack, fault_report) -> None:
+    hosts = stack.hosts[:2]
+    servers: Dict[str, List[str]] = {h: stack.boot(1, h, prefix=f"e2e-budget-{h}") for h in hosts}
+    agg = _aggregate(stack, "e2e-rack", hosts, 1)
+    try:
+        stack.set_param(NOVA_EVACUATE_RSC, "mass_failure_share", "100")
+        stack.set_param(NOVA_EVACUATE_RSC, "mass_failure_max_hosts", "1")
+        before = len(guard_lines(stack))
+        fenced = {h: len(stack.cluster.successful_fences(h)) for h in hosts}
+        migrations = {h: {m.id for m in stack.migrations(h)} for h in hosts}
+        t0 = time.monotonic()
+        for h in hosts:
+            stack.cluster.power_off(h)
+        for h in hosts:
+            stack.cluster.wait_fenced(h, TIMEOUT, already=fenced[h])
+
+        def said(text: str) -> List[str]:
+            return [ln for ln in guard_lines(stack)[before:] if text in ln]
+
+        def blocked() -> List[str]:
+            return [h for h in hosts if stack.progress(h) == PROGRESS_BLOCKED]
+
+        cap = wait_for("the cap's CRITICAL line", lambda: said("mass_failure_max_hosts=1"), TIMEOUT, interval=1)
+        held = wait_for("a host blocked", blocked, 60, interval=1)
+        for h in held:
+            assert {m.id for m in stack.migrations(h)} == migrations[h], f"{h} evacuated while blocked"
+        # the cap lifted (0: no cap): the aggregate's budget still holds its hosts
+        stack.set_param(NOVA_EVACUATE_RSC, "mass_failure_max_hosts", "0")
+        budget = wait_for("the aggregate's CRITICAL line", lambda: said("aggregate 'e2e-rack'"), TIMEOUT,
+                          interval=1)
+        for h in held:
+            record = stack.record(h)
+            assert record is not None and record.state in (er.REQUESTED, er.RUNNING), record
+            assert {m.id for m in stack.migrations(h)} == migrations[h], f"{h} evacuated while over budget"
+        # the documented step: raise the aggregate's budget (read again at the next judgement)
+        stack.cloud.nova().aggregates.set_metadata(agg, {MAX_FAILURES_KEY: "2"})
+
+        def all_done() -> bool:
+            return all(stack.record(h) is not None and stack.record(h).state == er.DONE and
+                       all(st["host"] != h and st["status"] == "ACTIVE"
+                           for st in stack.servers_state(servers[h]).values()) for h in hosts)
+        wait_for("both evacuations done", all_done, TIMEOUT, interval=1)
+        done_at = time.monotonic() - t0
+        for h in hosts:
+            assert_recovered_once(stack, h, servers[h])
+        fault_report.observe(
+            f"both fenced; {', '.join(held)} blocked: '{cap[0].split('GUARD: ', 1)[-1][:60]}...'; cap lifted: "
+            f"'{budget[0].split('GUARD: ', 1)[-1][:60]}...'; budget raised to 2: {len(hosts)}/{len(hosts)} "
+            f"ACTIVE elsewhere {done_at:.0f} s after the power cut, 1 evacuation each, 0 zombies")
+    finally:
+        for name in ("mass_failure_share", "mass_failure_max_hosts"):
+            stack.set_param(NOVA_EVACUATE_RSC, name, None)
+        nova = stack.cloud.nova()
+        for h in hosts:
+            nova.aggregates.remove_host(agg, h)
+        nova.aggregates.delete(agg)
+        for h in hosts:
+            stack.cloud.delete_servers(servers[h])
+    stack.cluster.restore_all()
+    stack.wait_ready(after=time.time())
