@@ -45,6 +45,7 @@ from .evacuation_params import Settings
 from .evacuation_store import (DONE, FAILED, INFLIGHT, ISSUING, PENDING, REPORTED, SKIPPED, HostProgress,
                                InstanceProgress, ProgressStore)
 
+PROGRESS_PAUSED = "paused: requested, not evacuated"
 CLOCK_SLACK = 120  # seconds of clock skew tolerated between controllers and Nova when matching migrations
 FRESH_LISTING = 60.0  # seconds a server listing is trusted for an instance's first evacuate call
 RELIST_AT = 0.75  # share of FRESH_LISTING after which the host's servers are listed again (in the background)
@@ -292,6 +293,13 @@ class Engine:
         budgets = self._budgets(facts)
         for node in sorted(new, key=lambda n: active[n].since):
             record = active[node]
+            if self.s.paused:  # the operator's maintenance switch: requests stay recorded, in order
+                self._gate_next[node] = time.monotonic() + self.s.gate_recheck
+                self._say(node, logging.WARNING, f"{node} not evacuated: evacuation is paused by the operator "
+                                                 f"(paused=true; `computeha resume` processes the recorded requests)")
+                self._set_progress(node, PROGRESS_PAUSED)
+                self.refused.add(node)
+                continue
             service = self._match(node, services)
             why = fence_evidence(service)
             if why is not None or service is None:

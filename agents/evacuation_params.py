@@ -74,6 +74,11 @@ EVACUATION_PARAMS = ParamTable([
           "control-plane or message-bus outage: Nova cannot see its computes), evacuation waits until Nova "
           "sees them again: an evacuation then would find no target. 0 disables the breaker.",
           default=50, minimum=0, maximum=100),
+    Param("paused", Kind.BOOLEAN, "Maintenance switch: evacuation paused",
+          "While true, fencing goes on and every evacuation request stays recorded in the cluster, but nothing "
+          "is evacuated (the hosts show 'paused' in computeha status). Set back to false (or deleted), the "
+          "recorded requests are processed in the order they were made. `computeha pause` and `computeha "
+          "resume` set it.", default=False),
     Param("mass_failure_window", Kind.SECONDS, "Deprecated: ignored",
           "Older releases counted every host flagged within this window, recovered ones included. The guard "
           "now counts the hosts down at once (see mass_failure_share); the value is still accepted so that "
@@ -107,6 +112,7 @@ class Settings:
     mass_failure_share: int = 50
     mass_failure_max_hosts: int = 0
     stale_cloud_share: int = 50
+    paused: bool = False
     target_aggregate: str = ""
     poll_interval: float = 1.0
     domain: str = ""  # Pacemaker node -> Nova host name rules (ocf_lib.hostnames)
@@ -139,6 +145,7 @@ class Settings:
             mass_failure_share=int(values.mass_failure_share),
             mass_failure_max_hosts=int(values.mass_failure_max_hosts),
             stale_cloud_share=int(values.stale_cloud_share),
+            paused=bool(values.paused),
             target_aggregate=(values.target_aggregate or "").strip(),
             poll_interval=float(values.poll_interval),
             domain=str(values.get("domain") or ""),

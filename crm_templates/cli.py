@@ -34,7 +34,7 @@ def main() -> None:
     \b
     Configure:  computeha validate SITE.yaml
                 computeha render --format pcs|crmsh|cib SITE.yaml
-    Operate:    computeha status | plan HOST | events
+    Operate:    computeha status | plan HOST | events | pause | resume
 
     Exit codes: 0 ok, 1 invalid input or a failed host, 2 usage, 3 not available.
     """
@@ -154,6 +154,45 @@ def _status_lines(hosts) -> List[str]:
         rows.append((h.node, h.state, iso(h.since), _bar(h.done, h.total) or h.note or "-", h.detail or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+
+
+def _switch(paused: bool, resource: Optional[str]) -> None:
+    from . import clusterview, maintenance
+
+    runner = _runner()
+    try:
+        found = maintenance.switches(clusterview.read_cib(runner))
+        targets = [s for s in found if resource is None or s.resource == resource]
+        if not targets:
+            _fail(EXIT_INVALID, [f"no NovaEvacuate resource {resource!r} in the cluster" if resource
+                                 else "no NovaEvacuate resource in the cluster"])
+        for switch in targets:
+            if switch.paused == paused:
+                click.echo(f"{switch.resource}: already {'paused' if paused else 'running'}")
+                continue
+            maintenance.set_paused(runner, switch.resource, paused)
+            what = ("paused: fencing goes on, requests are recorded, nothing is evacuated" if paused
+                    else "resumed: the recorded requests are processed in order")
+            click.echo(f"{switch.resource}: {what}")
+    except clusterview.ClusterUnavailable as err:
+        _fail(EXIT_UNAVAILABLE, [str(err)])
+
+
+@main.command()
+@click.option("--resource", help="The NovaEvacuate resource id (default: every NovaEvacuate resource).")
+def pause(resource: Optional[str]) -> None:
+    """Maintenance: stop automatic evacuation; fencing goes on and requests stay recorded.
+
+    Sets NovaEvacuate's `paused` parameter (Pacemaker restarts the agent).
+    """
+    _switch(True, resource)
+
+
+@main.command()
+@click.option("--resource", help="The NovaEvacuate resource id (default: every NovaEvacuate resource).")
+def resume(resource: Optional[str]) -> None:
+    """End maintenance: the requests recorded meanwhile are processed in the order they were made."""
+    _switch(False, resource)
 
 
 @main.command()

@@ -1,0 +1,59 @@
+"""The operator's maintenance switch: pause and resume automatic evacuation.
+
+The switch is NovaEvacuate's `paused` parameter, set with crm_resource like any
+other instance attribute, so it lives in the CIB (it survives a full cluster
+restart and shows in `pcs resource config`) and needs no new cluster property.
+Pacemaker restarts NovaEvacuate on the change; the new worker reads the records
+again and, when resumed, processes them in the order they were made.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import List
+
+from computeha.ocf_lib.runner import RunError, Runner
+
+from .clusterview import ClusterUnavailable
+
+PARAMETER = "paused"
+AGENT_TYPE = "NovaEvacuate"
+
+
+@dataclass(frozen=True)
+class Switch:
+    resource: str  # the NovaEvacuate primitive's id
+    paused: bool
+
+
+def switches(cib_text: str) -> List[Switch]:
+    """Every NovaEvacuate primitive of the CIB (whatever its provider) and whether it is paused."""
+    try:
+        root = ET.fromstring(cib_text)
+    except ET.ParseError as err:
+        raise ClusterUnavailable(f"the CIB is not XML: {err}") from None
+    out = []
+    for prim in root.iter("primitive"):
+        if prim.get("class") != "ocf" or prim.get("type") != AGENT_TYPE:
+            continue
+        value = ""
+        for attrs in prim.findall("instance_attributes"):
+            for nv in attrs.findall("nvpair"):
+                if nv.get("name") == PARAMETER:
+                    value = nv.get("value") or ""
+        out.append(Switch(prim.get("id") or "", value.strip().lower() in ("1", "yes", "true", "on", "y")))
+    return out
+
+
+def set_paused(runner: Runner, resource: str, paused: bool, timeout: float = 60.0) -> None:
+    """Set (or, to resume, delete: the default is false) the parameter the way an operator would."""
+    argv = ["crm_resource", "--resource", resource]
+    argv += (["--set-parameter", PARAMETER, "--parameter-value", "true"] if paused
+             else ["--delete-parameter", PARAMETER])
+    try:
+        result = runner.run(argv, timeout=timeout)
+    except RunError as err:
+        raise ClusterUnavailable(str(err)) from None
+    if not result.ok and not (not paused and "not found" in result.stderr.lower()):
+        line = " ".join(result.stderr.split())[:300] or f"exit status {result.returncode}"
+        raise ClusterUnavailable(f"crm_resource could not change {PARAMETER} of {resource}: {line}")
