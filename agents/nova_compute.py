@@ -19,6 +19,7 @@ at level 10, that Nova sees the service up.
 from __future__ import annotations
 
 import shlex
+import time
 from typing import Callable, List, Optional
 
 from computeha.ocf_lib import ocf
@@ -129,10 +130,13 @@ class NovaCompute(ocf.OcfAgent):
 
     def __init__(self, nova: Optional[Callable[[ocf.OcfContext], object]] = None,
                  attrs: Optional[Callable[[ocf.OcfContext], NodeAttributes]] = None,
-                 hostname: Optional[str] = None) -> None:
+                 hostname: Optional[str] = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._nova_factory = nova or nova_factory
         self._attrs_factory = attrs or (lambda ctx: CibAttributes(self.runner(ctx)))
         self._hostname = hostname
+        self._clock = clock  # times the return to service's polls of Nova and the cluster
+        self._sleep = sleep
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -233,7 +237,8 @@ class NovaCompute(ocf.OcfAgent):
         service = self.service(ctx)
         flow = ReturnToService(self.nova(ctx), self._attrs_factory(ctx), service, host.name, self.node(ctx),
                                ctx.log, evacuation_delay=float(ctx.values.evacuation_delay),
-                               poll_interval=self.poll_interval, max_poll_interval=5 * self.poll_interval)
+                               poll_interval=self.poll_interval, max_poll_interval=5 * self.poll_interval,
+                               clock=self._clock, sleep=self._sleep)
         ctx.state.write_text(ACTIVE, host.name)
         if ctx.env.get(RETURNER_ENV) != "1":
             if worker.worker_pid(ctx.state, RETURN_PIDFILE) is not None:

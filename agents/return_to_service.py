@@ -25,6 +25,7 @@ Every step re-reads the state, so a start killed at any line is simply rerun.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
@@ -54,7 +55,8 @@ class Step:
 class ReturnToService:
     def __init__(self, nova: Nova, attrs: NodeAttributes, service: ComputeService, host: str, node: str,
                  log: logging.Logger, evacuation_delay: float = 0.0, poll_interval: float = 1.0,
-                 max_poll_interval: float = 5.0) -> None:
+                 max_poll_interval: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.nova = nova
         self.attrs = attrs
         self.service = service
@@ -64,6 +66,9 @@ class ReturnToService:
         self.evacuation_delay = evacuation_delay
         self.interval = poll_interval
         self.max_interval = max_poll_interval
+        # polls of Nova and the cluster wait on these (tests: a fake clock); process waits keep the real one
+        self.clock = clock
+        self.sleep = sleep
         self.step = Step()
         self._heartbeat_before: Optional[str] = None
 
@@ -195,7 +200,7 @@ class ReturnToService:
             self.log.info("evacuation finished; nova-compute will be started again")
         if self.evacuation_delay > 0:
             self.log.info("waiting evacuation_delay=%.0fs before starting nova-compute", self.evacuation_delay)
-            deadline.sleep(self.evacuation_delay)
+            deadline.on_clock(self.clock, self.sleep).sleep(self.evacuation_delay)
 
     def _force_up(self, deadline: Deadline, svc: Service) -> Service:
         self.step = Step("waiting for done evacuations to be completed by nova-compute")
@@ -237,7 +242,7 @@ class ReturnToService:
 
     def _poll(self, deadline: Deadline, probe: Callable, what: str):
         try:
-            return deadline.poll(probe, interval=self.interval, max_interval=self.max_interval, what=what)
+            return deadline.on_clock(self.clock, self.sleep).poll(probe, interval=self.interval, max_interval=self.max_interval, what=what)
         except DeadlineExceeded as err:
             raise AgentError(f"{err} (last step: {self.step})") from None
 

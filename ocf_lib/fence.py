@@ -21,7 +21,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from . import log as ocflog
 from .deadline import Deadline, DeadlineExceeded
@@ -240,10 +240,11 @@ def parse_argv(args: Sequence[str], table: ParamTable) -> FenceInput:
 
 def run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: TextIO = sys.stdin,
         stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
-        runner_factory=Runner) -> int:
-    """Run one fence action; returns 0, 1 or 2 and never raises."""
+        runner_factory=Runner, clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep) -> int:
+    """Run one fence action; returns 0, 1 or 2 and never raises. clock/sleep time every wait (tests: fake)."""
     try:
-        return _run(agent, argv, env, stdin, stdout, stderr, runner_factory)
+        return _run(agent, argv, env, stdin, stdout, stderr, runner_factory, clock, sleep)
     except Exception as err:
         stderr.write(f"{agent.name}: Failed: internal error: {type(err).__name__}: "
                      f"{ocflog.redact(one_line(str(err)))}\n")
@@ -258,7 +259,7 @@ def _fail(log: logging.Logger, message: str) -> int:
 
 
 def _run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: TextIO, stdout: TextIO,
-         stderr: TextIO, runner_factory) -> int:
+         stderr: TextIO, runner_factory, clock: Callable[[], float], sleep: Callable[[float], None]) -> int:
     table = agent.full_table()
     if len(argv) > 1:
         inp = parse_argv(argv[1:], table)
@@ -313,10 +314,11 @@ def _run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: 
 
     if env.get("PCMK_service") == "pacemaker-fenced":
         values = values.replace(disable_timeout=True)
+    deadline = Deadline(_budget(values, action), clock=clock, sleep=sleep)
     ctx = FenceContext(agent=agent.name, action=action, values=values, plug=plug, nodename=inp.nodename,
-                       env=env, deadline=Deadline(_budget(values, action)), log=log, runner=runner)
+                       env=env, deadline=deadline, log=log, runner=runner)
     try:
-        return _act(agent, ctx, stdout, stderr)
+        return _act(agent, ctx, stdout, stderr, clock, sleep)
     except DeadlineExceeded as err:
         return _fail(log, f"{action} {err}")
     except FenceError as err:
@@ -355,12 +357,13 @@ def _resolve_password_script(values: Values, runner: Runner, log: logging.Logger
     return values.replace(password=password), None
 
 
-def _act(agent: FenceAgent, ctx: FenceContext, stdout: TextIO, stderr: TextIO) -> int:
+def _act(agent: FenceAgent, ctx: FenceContext, stdout: TextIO, stderr: TextIO, clock: Callable[[], float],
+         sleep: Callable[[float], None]) -> int:
     action = ctx.action
     if action in (OFF, "reboot") and float(ctx.values.delay) > 0:
         ctx.log.info("delaying %s by %ss", action, ctx.values.delay)
-        time.sleep(float(ctx.values.delay))  # the operator asked for exactly this delay
-        ctx.deadline = Deadline(_budget(ctx.values, action))
+        sleep(float(ctx.values.delay))  # the operator asked for exactly this delay
+        ctx.deadline = Deadline(_budget(ctx.values, action), clock=clock, sleep=sleep)
     with agent.connect(ctx) as conn:
         if action == "monitor":
             agent.check(ctx, conn)

@@ -12,7 +12,7 @@ from typing import Dict, List
 
 import pytest
 
-from computeha.agents.failure_guard import MAX_FAILURES_KEY, PROGRESS_BLOCKED
+from computeha.agents.failure_guard import MAX_FAILURES_KEY, PROGRESS_BLOCKED, PROGRESS_STALE
 from computeha.ocf_lib import evacuation_record as er
 from tests.e2e.scenario import NOVA_EVACUATE_RSC, Stack
 from tests.integration.test_e2e_faults import TIMEOUT, assert_recovered_once
@@ -131,5 +131,56 @@ def test_the_cap_and_an_aggregate_budget_block_until_the_operator_raises_them(st
         nova.aggregates.delete(agg)
         for h in hosts:
             stack.cloud.delete_servers(servers[h])
+    stack.cluster.restore_all()
+    stack.wait_ready(after=time.time())
+
+
+@pytest.mark.fault("Cloud", "RabbitMQ stopped until Nova reports every nova-compute down (no node fenced); then "
+                   "a compute really power-lost; RabbitMQ back",
+                   "nothing fenced or evacuated for the outage; the lost node is fenced and recorded but held "
+                   "('held: Nova sees no computes', STALE CLOUD line) instead of sent to a cloud with no target; "
+                   "evacuated once when Nova sees its computes again")
+def test_a_stale_cloud_holds_evacuation_until_nova_sees_its_computes(stack: Stack, fault_report) -> None:
+    host = stack.hosts[0]
+    others = [h for h in stack.hosts if h != host]
+    servers = stack.boot(1, host, prefix="e2e-stale")
+    fences = {h: len(stack.cluster.successful_fences(h)) for h in stack.hosts}
+    migrations = {m.id for m in stack.migrations(host)}
+    before = len(guard_lines(stack))
+    stopped = False
+    try:
+        t0 = time.monotonic()
+        stopped = stack.cloud.stop_service("rabbitmq")
+        assert stopped
+        wait_for("Nova reporting every nova-compute down", lambda: all(
+            stack.service(h).state == "down" for h in stack.hosts), TIMEOUT, interval=1)
+        all_down_at = time.monotonic() - t0
+        for h in stack.hosts:  # an outage of the control plane is no host failure
+            assert len(stack.cluster.successful_fences(h)) == fences[h], f"{h} fenced in a control-plane outage"
+            assert stack.record(h) is None, (h, stack.record(h))
+        stack.cluster.power_off(host)
+        stack.cluster.wait_fenced(host, TIMEOUT, already=fences[host])
+        wait_for("the STALE CLOUD line", lambda: [ln for ln in guard_lines(stack)[before:] if "STALE CLOUD" in ln],
+                 TIMEOUT, interval=1)
+        assert stack.progress(host) == PROGRESS_STALE
+        assert {m.id for m in stack.migrations(host)} == migrations, "evacuated into a cloud with no target"
+        t1 = time.monotonic()
+        stack.cloud.start_service("rabbitmq")
+        stopped = False
+
+        def done() -> bool:
+            rec = stack.record(host)
+            return rec is not None and rec.state == er.DONE
+        wait_for("the evacuation once Nova sees its computes", done, TIMEOUT, interval=1)
+        assert_recovered_once(stack, host, servers)
+        assert all(stack.service(h).state == "up" for h in others)
+        fault_report.observe(f"every nova-compute down in Nova {all_down_at:.0f} s after RabbitMQ stopped: 0 fences, "
+                             f"0 records; {host} power-lost: fenced and recorded, held (STALE CLOUD), 0 evacuations; "
+                             f"RabbitMQ back: {len(servers)}/{len(servers)} ACTIVE elsewhere "
+                             f"{time.monotonic() - t1:.0f} s later, 1 evacuation each, 0 zombies")
+    finally:
+        if stopped:
+            stack.cloud.start_service("rabbitmq")
+        stack.cloud.delete_servers(servers)
     stack.cluster.restore_all()
     stack.wait_ready(after=time.time())

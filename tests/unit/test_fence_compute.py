@@ -15,6 +15,7 @@ from computeha.ocf_lib.attrs import MemoryAttributes
 from computeha.ocf_lib.nova import NovaError
 from computeha.ocf_lib.nova_auth import AuthConfig
 from tests.fakes.fake_nova import FakeNova
+from tests.unit.fake_clock import FakeClock
 
 PASSWORD = "s3cr3t-Pa55word"
 CREDS = ["auth_url=http://127.0.0.1:5000/v3", "login=admin", f"passwd={PASSWORD}", "tenant_name=admin"]
@@ -25,6 +26,7 @@ class Harness:
         self.nova = nova or FakeNova()
         self.attrs = attrs if attrs is not None else MemoryAttributes()
         self.configs: List[AuthConfig] = []
+        self.clock = FakeClock()  # deadlines and retries run out without real waiting
 
         def nova_factory(ctx, config):
             self.configs.append(config)
@@ -36,7 +38,8 @@ class Harness:
     def run(self, lines: List[str] = (), argv: Optional[List[str]] = None, env=None):
         out, err = io.StringIO(), io.StringIO()
         code = fence.run(self.agent, ["fence_compute", *(argv or [])], env or {},
-                         stdin=io.StringIO("\n".join(lines) + "\n"), stdout=out, stderr=err)
+                         stdin=io.StringIO("\n".join(lines) + "\n"), stdout=out, stderr=err,
+                         clock=self.clock, sleep=self.clock.sleep)
         self.out, self.err = out.getvalue(), err.getvalue()
         return code
 
@@ -132,6 +135,7 @@ def test_off_fails_when_nova_unreachable(h):
     assert h.run(act("off", "compute-0", "power_timeout=1", "login_timeout=1")) == 1
     assert "Nova unavailable" in h.err and "Traceback" not in h.err
     assert h.record() is None
+    assert h.clock.slept == [0.2, 0.4, 0.8, 1.6, 2.0]  # backed off until the 7 s budget (fake clock)
 
 
 def test_off_fails_when_record_cannot_be_read_back(h):

@@ -31,6 +31,7 @@ from computeha.ocf_lib.attrs import ClusterAttributeError, MemoryAttributes
 from computeha.ocf_lib.deadline import Deadline
 from computeha.ocf_lib.nova import (Migration, NovaBadRequest, NovaUnavailable, Service, in_progress)
 from computeha.ocf_lib.state import StateDir
+from tests.unit.fake_clock import FakeClock
 
 HOST = "compute-0"
 NODE = "compute-0"
@@ -140,7 +141,9 @@ class Harness:
         self.tmp = tmp
         self.nova = nova
         self.attrs = attrs
-        self.agent = NovaCompute(nova=lambda ctx: nova, attrs=lambda ctx: attrs, hostname="node-hostname")
+        self.clock = FakeClock()  # the return to service's polls run out without real waiting
+        self.agent = NovaCompute(nova=lambda ctx: nova, attrs=lambda ctx: attrs, hostname="node-hostname",
+                                 clock=self.clock, sleep=self.clock.sleep)
         self.agent.poll_interval = 0.01
         # the return-to-service process runs this agent's start with RETURNER_ENV set; here it runs inline
         # (the in-memory Nova lives in this process), so a held start returns once the sequence ended
@@ -304,7 +307,8 @@ def test_start_times_out_while_the_evacuation_runs_and_never_starts_nova_compute
 
 def test_a_nova_compute_started_behind_our_back_is_stopped_while_evacuating(h: Harness, nova: FakeNova) -> None:
     nova.fence()
-    h.child.start(Deadline(5))  # e.g. a unit enabled at boot
+    # e.g. a unit enabled at boot: started outside the agent, so no early-exit watch (settle) is needed
+    replace(h.child, settle=0.0).start(Deadline(5))
     assert h.child.running()
     nova.migs = []
     nova.on_poll = lambda n: None
