@@ -242,7 +242,8 @@ class ReturnToService:
 
     def _poll(self, deadline: Deadline, probe: Callable, what: str):
         try:
-            return deadline.on_clock(self.clock, self.sleep).poll(probe, interval=self.interval, max_interval=self.max_interval, what=what)
+            return deadline.on_clock(self.clock, self.sleep).poll(probe, interval=self.interval,
+                                                                  max_interval=self.max_interval, what=what)
         except DeadlineExceeded as err:
             raise AgentError(f"{err} (last step: {self.step})") from None
 
