@@ -314,7 +314,7 @@ class Engine:
             resuming = record.state == rec.RUNNING and record.detail.startswith(self.node)
             if verdict.blocked and not resuming:
                 self._gate_next[node] = time.monotonic() + self.s.gate_recheck
-                level = logging.CRITICAL if verdict.progress == guard.PROGRESS_BLOCKED else logging.WARNING
+                level = logging.CRITICAL if verdict.critical else logging.WARNING
                 self._say(node, level, f"{node} not evacuated: {verdict.reason}")
                 self._set_progress(node, verdict.progress)
                 self.refused.add(node)

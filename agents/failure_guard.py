@@ -72,6 +72,11 @@ class Verdict:
     def blocked(self) -> bool:
         return bool(self.reason)
 
+    @property
+    def critical(self) -> bool:
+        """A guard tripped (an operator must act), not a wait that ends by itself."""
+        return self.progress.startswith(PROGRESS_BLOCKED)
+
 
 ALLOWED = Verdict()
 
@@ -119,17 +124,20 @@ def judge(host: str, cloud: CloudState, limits: Limits, host_budgets: Sequence[B
             return Verdict(f"STALE CLOUD: Nova reports {len(cloud.silent)} of the {watched} other compute services "
                            f"down without a fence (more than {limits.stale_share}%): a control-plane or message-bus "
                            f"outage, not host failures; evacuation waits until Nova sees its computes again "
-                           f"(an evacuation now would find no target)", PROGRESS_STALE)
+                           f"(an evacuation now would find no target)",
+                           f"{PROGRESS_STALE} ({len(cloud.silent)} of {watched} down)")
     release = ("Once the hosts are known dead, {step} (crm_resource --resource <NovaEvacuate> --set-parameter ...), "
                "and set it back after")
     if limits.share and count >= 2 and count * 100 > limits.share * total:
         return Verdict(f"MASS FAILURE GUARD: {count} of {total} compute hosts down at once ({listed}; more than "
                        f"mass_failure_share={limits.share}%): this looks like a partition, automatic evacuation "
-                       f"suspended. " + release.format(step="raise mass_failure_share to 100"), PROGRESS_BLOCKED)
+                       f"suspended. " + release.format(step="raise mass_failure_share to 100"),
+                       f"{PROGRESS_BLOCKED} ({count} of {total} hosts down, mass_failure_share {limits.share}%)")
     if limits.max_hosts and count > limits.max_hosts:
         return Verdict(f"MASS FAILURE GUARD: {count} compute hosts down at once ({listed}; more than "
                        f"mass_failure_max_hosts={limits.max_hosts}): automatic evacuation suspended. "
-                       + release.format(step="raise mass_failure_max_hosts (0: no cap)"), PROGRESS_BLOCKED)
+                       + release.format(step="raise mass_failure_max_hosts (0: no cap)"),
+                       f"{PROGRESS_BLOCKED} ({count} hosts down, mass_failure_max_hosts {limits.max_hosts})")
     for budget in host_budgets:
         if host not in budget.hosts:
             continue
@@ -139,5 +147,6 @@ def judge(host: str, cloud: CloudState, limits: Limits, host_budgets: Sequence[B
                            f"({', '.join(in_agg)}; more than its {MAX_FAILURES_KEY}={budget.max_failures}): "
                            f"automatic evacuation of its hosts suspended. Once the hosts are known dead, raise it "
                            f"(openstack aggregate set --property {MAX_FAILURES_KEY}=N {budget.aggregate})",
-                           PROGRESS_BLOCKED)
+                           f"{PROGRESS_BLOCKED} ({len(in_agg)} hosts of {budget.aggregate} down, budget "
+                           f"{budget.max_failures})")
     return ALLOWED

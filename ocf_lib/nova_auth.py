@@ -127,6 +127,10 @@ class AuthConfig:
     project_name: str = ""
     user_domain: str = "Default"
     project_domain: str = "Default"
+    # clouds.yaml may name the project and the domains by id; an id is never sent as a name
+    project_id: str = ""
+    user_domain_id: str = ""
+    project_domain_id: str = ""
     application_credential_id: str = ""
     application_credential_secret: str = ""
     token: str = ""
@@ -162,7 +166,7 @@ class AuthConfig:
             if not self.password:
                 found.append(Problem("password", "is required for password authentication "
                                                  "(or use password_script, an application credential or a token)"))
-            if not self.project_name:
+            if not self.project_name and not self.project_id:
                 found.append(Problem("project_name", "is required (the project in which the user has the admin role)"))
         elif method == "application_credential":
             if not self.application_credential_id or not self.application_credential_secret:
@@ -203,6 +207,10 @@ class AuthConfig:
             or "Default",
             project_domain=str(get("project_domain") if given("project_domain") or not get("cloud")
                                else base.project_domain) or "Default",
+            # a name given as a parameter wins over the clouds.yaml id of the same thing
+            project_id="" if given("project_name") else base.project_id,
+            user_domain_id="" if given("user_domain") else base.user_domain_id,
+            project_domain_id="" if given("project_domain") or given("project_name") else base.project_domain_id,
             application_credential_id=str(get("application_credential_id") or base.application_credential_id),
             application_credential_secret=str(get("application_credential_secret")
                                               or base.application_credential_secret),
@@ -269,9 +277,13 @@ def load_cloud(name: str, path: str = "") -> AuthConfig:
         auth_url=str(auth.get("auth_url", "")),
         username=str(auth.get("username", "")),
         password=str(auth.get("password", "")),
-        project_name=str(auth.get("project_name", "")),
-        user_domain=str(auth.get("user_domain_name") or auth.get("user_domain_id") or "Default"),
-        project_domain=str(auth.get("project_domain_name") or auth.get("project_domain_id") or "Default"),
+        project_name=str(auth.get("project_name") or auth.get("tenant_name") or ""),
+        project_id=str(auth.get("project_id") or auth.get("tenant_id") or "") if not (
+            auth.get("project_name") or auth.get("tenant_name")) else "",
+        user_domain=str(auth.get("user_domain_name") or "Default"),
+        user_domain_id=str(auth.get("user_domain_id") or "") if not auth.get("user_domain_name") else "",
+        project_domain=str(auth.get("project_domain_name") or "Default"),
+        project_domain_id=str(auth.get("project_domain_id") or "") if not auth.get("project_domain_name") else "",
         application_credential_id=str(auth.get("application_credential_id", "")),
         application_credential_secret=str(auth.get("application_credential_secret", "")),
         token=str(auth.get("token", "")),
@@ -285,6 +297,17 @@ def secrets_of(config: AuthConfig) -> List[str]:
     return [s for s in (config.password, config.application_credential_secret, config.token) if s]
 
 
+def _project_scope(config: AuthConfig) -> Dict[str, str]:
+    """keystoneauth1's project scope arguments: an id as an id, a name with its domain (id or name)."""
+    if config.project_id:
+        return {"project_id": config.project_id}
+    if not config.project_name:
+        return {}
+    if config.project_domain_id:
+        return {"project_name": config.project_name, "project_domain_id": config.project_domain_id}
+    return {"project_name": config.project_name, "project_domain_name": config.project_domain}
+
+
 def make_session(config: AuthConfig):
     """The keystoneauth1 session: v3 auth plugin, TLS verification, (connect, read) timeouts."""
     from keystoneauth1 import session as ks_session  # lazy
@@ -295,12 +318,12 @@ def make_session(config: AuthConfig):
                                           application_credential_id=config.application_credential_id,
                                           application_credential_secret=config.application_credential_secret)
     elif config.method == "token":
-        plugin = v3.Token(auth_url=config.auth_url, token=config.token, project_name=config.project_name or None,
-                          project_domain_name=config.project_domain if config.project_name else None)
+        plugin = v3.Token(auth_url=config.auth_url, token=config.token, **_project_scope(config))
     else:
+        user_domain = ({"user_domain_id": config.user_domain_id} if config.user_domain_id
+                       else {"user_domain_name": config.user_domain})
         plugin = v3.Password(auth_url=config.auth_url, username=config.username, password=config.password,
-                             user_domain_name=config.user_domain, project_name=config.project_name,
-                             project_domain_name=config.project_domain)
+                             **user_domain, **_project_scope(config))
     if config.verify is False:
         import urllib3  # the operator asked for it; do not repeat the warning on every request
 

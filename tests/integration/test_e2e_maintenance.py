@@ -72,7 +72,7 @@ def test_pause_records_the_request_and_resume_evacuates_it(stack: Stack, fault_r
 @pytest.mark.fault("Operator", "planned shutdown of a compute: standby, its remote connection stopped, then "
                    "powered off", "not a failure: no fence, no evacuation request, nothing evacuated")
 def test_a_planned_shutdown_is_neither_fenced_nor_evacuated(stack: Stack, fault_report) -> None:
-    host = stack.hosts[2]
+    host = stack.hosts[-1]  # a compute that is a cluster (remote) node
     ctl = stack.cluster.controller
     servers: List[str] = stack.boot(1, host, prefix="e2e-planned")
     fenced = len(stack.cluster.successful_fences(host))

@@ -476,7 +476,8 @@ def test_mass_failure_guard_stops_automatic_evacuation(tmp_path, caplog):
             engine.close()
     assert not nova.evacuations
     assert "MASS FAILURE GUARD" in caplog.text
-    assert progress.get("compute-0", rec.PROGRESS_ATTRIBUTE) == "blocked: mass failure"
+    assert (progress.get("compute-0", rec.PROGRESS_ATTRIBUTE)
+            == "blocked: mass failure (2 of 3 hosts down, mass_failure_share 50%)")
 
 
 def test_mass_failure_guard_counts_a_host_already_evacuated_in_the_window(tmp_path, caplog):
@@ -499,7 +500,8 @@ def test_mass_failure_guard_counts_a_host_already_evacuated_in_the_window(tmp_pa
             engine.close()
     assert nova.evacuations.get(first) == 1 and not nova.evacuations.get(second)
     assert "MASS FAILURE GUARD: 2 of 3" in caplog.text
-    assert progress.get("compute-1", rec.PROGRESS_ATTRIBUTE) == "blocked: mass failure"
+    assert (progress.get("compute-1", rec.PROGRESS_ATTRIBUTE)
+            == "blocked: mass failure (2 of 3 hosts down, mass_failure_share 50%)")
 
 
 def test_target_aggregate_sends_instances_to_reserved_hosts(tmp_path):

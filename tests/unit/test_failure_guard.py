@@ -45,7 +45,7 @@ def test_the_share_trips_on_hosts_down_together_not_on_one_host():
     two = state({"a": rec.DONE, "b": rec.REQUESTED}, services(up=("c",), fenced=("a", "b")))
     verdict = guard.judge("b", two, limits, [])
     assert verdict.blocked and "2 of 3 compute hosts down at once (a, b" in verdict.reason
-    assert verdict.progress == guard.PROGRESS_BLOCKED
+    assert verdict.progress == f"{guard.PROGRESS_BLOCKED} (2 of 3 hosts down, mass_failure_share 50%)"
 
 
 def test_the_absolute_cap_counts_hosts_down_at_once():
@@ -80,7 +80,7 @@ def test_the_stale_cloud_breaker_holds_when_nova_sees_few_unfenced_computes():
     stale = state({"compute-0": rec.REQUESTED}, services(up=("compute-1",), down=HOSTS5[2:], fenced=("compute-0",)))
     verdict = guard.judge("compute-0", stale, limits, [])
     assert verdict.blocked and verdict.reason.startswith("STALE CLOUD: Nova reports 3 of the 4 other")
-    assert verdict.progress == guard.PROGRESS_STALE
+    assert verdict.progress == f"{guard.PROGRESS_STALE} (3 of 4 down)"
     fine = state({"compute-0": rec.REQUESTED}, services(up=HOSTS5[1:4], down=("compute-4",), fenced=("compute-0",)))
     assert not guard.judge("compute-0", fine, limits, []).blocked
 
@@ -142,7 +142,8 @@ def test_the_cap_blocks_then_raising_it_releases_every_host_once(tmp_path, caplo
         try:
             assert engine.run_until_idle(5)
             assert not nova.evacuations
-            assert {progress.get(h, rec.PROGRESS_ATTRIBUTE) for h in HOSTS5[:3]} == {guard.PROGRESS_BLOCKED}
+            assert {progress.get(h, rec.PROGRESS_ATTRIBUTE) for h in HOSTS5[:3]} == {
+                f"{guard.PROGRESS_BLOCKED} (3 hosts down, mass_failure_max_hosts 2)"}
             assert "mass_failure_max_hosts=2" in caplog.text
         finally:
             engine.close()
@@ -170,7 +171,8 @@ def test_an_aggregate_budget_blocks_its_hosts_lost_together_and_bad_metadata_is_
         finally:
             engine.close()
     assert {h: evacuated(nova, s) for h, s in sids.items()} == {"compute-0": 0, "compute-1": 0, "compute-2": 1}
-    assert [progress.get(h, rec.PROGRESS_ATTRIBUTE) for h in HOSTS5[:2]] == [guard.PROGRESS_BLOCKED] * 2
+    assert [progress.get(h, rec.PROGRESS_ATTRIBUTE) for h in HOSTS5[:2]] == [
+        f"{guard.PROGRESS_BLOCKED} (2 hosts of rack-a down, budget 1)"] * 2
     assert "aggregate 'rack-a'" in caplog.text and "'lots' is not a whole number" in caplog.text
 
 
@@ -186,7 +188,7 @@ def test_the_stale_cloud_breaker_holds_until_nova_sees_its_computes(tmp_path, ca
         try:
             assert engine.run_until_idle(2)
             assert evacuated(nova, sid) == 0
-            assert progress.get("compute-0", rec.PROGRESS_ATTRIBUTE) == guard.PROGRESS_STALE
+            assert progress.get("compute-0", rec.PROGRESS_ATTRIBUTE).startswith(guard.PROGRESS_STALE)
             assert "STALE CLOUD" in caplog.text
             for h in HOSTS5[2:]:
                 nova.services[h] = replace(nova.services[h], state="up")

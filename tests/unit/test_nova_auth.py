@@ -100,3 +100,29 @@ def test_clouds_yaml_must_be_private_and_v3(tmp_path):
         load_cloud("other", str(path))
     with pytest.raises(AuthConfigError, match="does not exist"):
         load_cloud("mine", str(tmp_path / "missing.yaml"))
+
+
+def test_clouds_yaml_ids_reach_keystone_as_ids_and_a_parameter_name_wins(tmp_path):
+    path = tmp_path / "clouds.yaml"
+    path.write_text(
+        "clouds:\n  ids:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: u\n"
+        "      password: from-yaml-pw\n      project_id: 0a1b2c\n      user_domain_id: d0d0d0\n"
+        "  named:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: u\n"
+        "      password: from-yaml-pw\n      project_name: p\n      project_domain_id: e1e1e1\n"
+        "      user_domain_id: d0d0d0\n")
+    os.chmod(path, 0o600)
+    cfg = AuthConfig.from_values(AUTH_PARAMS.parse({"cloud": "ids", "clouds_yaml": str(path)})[0])
+    assert cfg.problems() == []  # a project id is enough: no project_name needed
+    plugin = make_session(cfg).auth
+    assert (plugin.project_id, plugin.project_name) == ("0a1b2c", None)
+    method = plugin.auth_methods[0]
+    assert (method.user_domain_id, method.user_domain_name) == ("d0d0d0", None)
+    plugin = make_session(AuthConfig.from_values(AUTH_PARAMS.parse({"cloud": "named",
+                                                                    "clouds_yaml": str(path)})[0])).auth
+    assert (plugin.project_name, plugin.project_domain_id, plugin.project_domain_name) == ("p", "e1e1e1", None)
+    # names given as parameters replace the file's ids of the same things
+    cfg = AuthConfig.from_values(AUTH_PARAMS.parse({"cloud": "ids", "clouds_yaml": str(path),
+                                                    "project_name": "admin", "user_domain": "Default"})[0])
+    plugin = make_session(cfg).auth
+    assert (plugin.project_id, plugin.project_name, plugin.project_domain_name) == (None, "admin", "Default")
+    assert (plugin.auth_methods[0].user_domain_id, plugin.auth_methods[0].user_domain_name) == (None, "Default")
