@@ -112,19 +112,19 @@ def match_service(node: str, services: Sequence[Service], domain: str = "",
     return found[0] if found else None
 
 
-def flavor_marker_values(nova: Nova, marker: str) -> List[object]:
+def flavor_marker_values(nova: Nova, marker: str, log: Optional[logging.Logger] = None) -> List[object]:
     """The marker's value on every flavor of the cloud that has it (the legacy rule looks at all flavors).
 
-    PROTOCOL GAP: the Nova Protocol has no flavor listing; an adapter that
-    offers `flavors_with_extra_spec(key)` is used, otherwise only the flavors
-    of the failed host's servers are known (their specs come with the servers).
+    A listing Nova refuses by policy (403) falls back to the flavors of the failed host's servers (their
+    specs come with the servers) and says so; any other error propagates, so the plan waits and retries
+    rather than judge "nothing marked" and evacuate what the operator left unmarked.
     """
-    lister = getattr(nova, "flavors_with_extra_spec", None)
-    if lister is None:
-        return []
     try:
-        return list(lister(marker).values())
-    except (NovaError, AttributeError, TypeError):
+        return list(nova.flavors_with_extra_spec(marker).values())
+    except NovaForbidden as err:
+        if log is not None:
+            log.warning("cannot list the cloud's flavors (%s): flavor markers are judged from the failed host's "
+                        "servers only", err)
         return []
 
 
@@ -440,7 +440,8 @@ class Engine:
         if self.s.selection == "all":
             return sel.cloud_markers("all", self.s.marker, servers, excluded)
         return sel.cloud_markers(self.s.selection, self.s.marker, servers, excluded, facts["images"].result(),
-                                 facts["aggregates"].result(), lambda: flavor_marker_values(self.nova, self.s.marker))
+                                 facts["aggregates"].result(),
+                                 lambda: flavor_marker_values(self.nova, self.s.marker, self.log))
 
     def _our_migrations(self, migrations: Sequence[Migration], nova_host: str, epoch: int) -> List[Migration]:
         # `completed` is never this request's: a record becomes completed only when its source nova-compute

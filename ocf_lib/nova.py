@@ -146,6 +146,9 @@ class Nova(Protocol):
 
     def images_with_tag(self, tag: str) -> List[Image]: ...
 
+    def flavors_with_extra_spec(self, key: str) -> Dict[str, str]:
+        """Every flavor of the cloud (public and private) whose extra specs have `key`: name -> value."""
+
     def aggregates(self) -> List[Aggregate]: ...
 
 

@@ -297,15 +297,24 @@ def secrets_of(config: AuthConfig) -> List[str]:
     return [s for s in (config.password, config.application_credential_secret, config.token) if s]
 
 
-def _project_scope(config: AuthConfig) -> Dict[str, str]:
+@dataclass(frozen=True)
+class _Scope:
     """keystoneauth1's project scope arguments: an id as an id, a name with its domain (id or name)."""
+
+    project_id: Optional[str] = None
+    project_name: Optional[str] = None
+    project_domain_id: Optional[str] = None
+    project_domain_name: Optional[str] = None
+
+
+def _project_scope(config: AuthConfig) -> _Scope:
     if config.project_id:
-        return {"project_id": config.project_id}
+        return _Scope(project_id=config.project_id)
     if not config.project_name:
-        return {}
+        return _Scope()
     if config.project_domain_id:
-        return {"project_name": config.project_name, "project_domain_id": config.project_domain_id}
-    return {"project_name": config.project_name, "project_domain_name": config.project_domain}
+        return _Scope(project_name=config.project_name, project_domain_id=config.project_domain_id)
+    return _Scope(project_name=config.project_name, project_domain_name=config.project_domain)
 
 
 def make_session(config: AuthConfig):
@@ -318,12 +327,18 @@ def make_session(config: AuthConfig):
                                           application_credential_id=config.application_credential_id,
                                           application_credential_secret=config.application_credential_secret)
     elif config.method == "token":
-        plugin = v3.Token(auth_url=config.auth_url, token=config.token, **_project_scope(config))
+        scope = _project_scope(config)
+        plugin = v3.Token(auth_url=config.auth_url, token=config.token, project_id=scope.project_id,
+                          project_name=scope.project_name, project_domain_id=scope.project_domain_id,
+                          project_domain_name=scope.project_domain_name)
     else:
-        user_domain = ({"user_domain_id": config.user_domain_id} if config.user_domain_id
-                       else {"user_domain_name": config.user_domain})
+        scope = _project_scope(config)
         plugin = v3.Password(auth_url=config.auth_url, username=config.username, password=config.password,
-                             **user_domain, **_project_scope(config))
+                             user_domain_id=config.user_domain_id or None,
+                             user_domain_name=None if config.user_domain_id else config.user_domain,
+                             project_id=scope.project_id, project_name=scope.project_name,
+                             project_domain_id=scope.project_domain_id,
+                             project_domain_name=scope.project_domain_name)
     if config.verify is False:
         import urllib3  # the operator asked for it; do not repeat the warning on every request
 

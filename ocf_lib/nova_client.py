@@ -24,6 +24,7 @@ MV_SERVICE_BY_ID = (2, 53)  # PUT /os-services/{id}, ids are UUIDs
 MV_EVACUATE_KEEPS_STATE = (2, 94)  # 2.95+ leaves evacuated servers SHUTOFF: stay at or below 2.94
 MV_EVACUATE_NO_SHARED_STORAGE_FLAG = (2, 14)  # onSharedStorage removed from the evacuate body
 MV_FLAVOR_EMBEDDED = (2, 47)  # server shows carry the flavor (with extra specs)
+MV_FLAVOR_EXTRA_SPECS = (2, 61)  # flavor listings carry their extra specs
 MV_MIGRATIONS = (2, 80)  # uuid, changes-since (2.59), user/project ids (2.80)
 MV_CHANGES_SINCE = (2, 59)  # also: migrations listed newest first, limit/marker paging
 MIGRATION_PAGE = 100
@@ -355,6 +356,20 @@ class NovaClient:
         rows = self._pages("/v2/images", "images", f"listing images tagged {tag}", None, {"tag": tag},
                            service_type="image")
         return [_image(r) for r in rows if tag in (r.get("tags") or [])]
+
+    def flavors_with_extra_spec(self, key: str) -> Dict[str, str]:
+        """Every flavor, public or private, whose extra specs have `key`: flavor name -> value."""
+        mv = self._mv(MV_FLAVOR_EXTRA_SPECS)
+        rows = self._pages("/flavors/detail", "flavors", "listing flavors", mv, {"is_public": "None"})
+        found: Dict[str, str] = {}
+        for row in rows:
+            specs = row.get("extra_specs")
+            if specs is None:  # below 2.61: one extra-specs read per flavor
+                specs = self._call("GET", f"/flavors/{row.get('id')}/os-extra_specs", "reading flavor extra specs",
+                                   mv).get("extra_specs") or {}
+            if key in specs:
+                found[str(row.get("name") or row.get("id"))] = str(specs[key])
+        return found
 
     def aggregates(self) -> List[Aggregate]:
         doc = self._call("GET", "/os-aggregates", "listing aggregates", self._mv((2, 41)))

@@ -90,6 +90,7 @@ class FakeNova:
         self.migration_records: List[_Mig] = []
         self.images: List[Image] = []
         self.aggregate_list: List[Aggregate] = []
+        self.flavor_specs: Dict[str, Dict[str, str]] = {}  # flavor name -> extra specs (cloud-wide listing)
         self.delay: Callable[[str], None] = lambda method: None
         for host in hosts:
             self.add_compute(host)
@@ -311,6 +312,10 @@ class FakeNova:
     def images_with_tag(self, tag: str) -> List[Image]:
         self._enter("images_with_tag", tag)
         return [i for i in self.images if tag in i.tags]
+
+    def flavors_with_extra_spec(self, key: str) -> Dict[str, str]:
+        self._enter("flavors_with_extra_spec", key)
+        return {name: specs[key] for name, specs in self.flavor_specs.items() if key in specs}
 
     def aggregates(self) -> List[Aggregate]:
         self._enter("aggregates")

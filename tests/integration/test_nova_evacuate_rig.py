@@ -266,3 +266,33 @@ def test_nova_faults_during_the_run_recover_everything_once(openstack_cloud, att
         assert len(evacuations_of(rig, sid)) == 1, sid
         assert host_of(now[sid]) != "compute-0" and now[sid].status == "ACTIVE"
     assert er.parse(attrs.get("compute-0", er.ATTRIBUTE)).detail == f"{len(ids)}/{len(ids)}"
+
+
+def test_a_flavor_marked_only_on_another_hosts_instances_keeps_unmarked_ones_home(openstack_cloud, attrs,
+                                                                                    tmp_path):
+    """selection=auto: the cloud marks by a flavor extra spec that no instance of the failed host has; its
+    unmarked instances stay (the adapter used to have no flavor listing: everything was evacuated)."""
+    rig = openstack_cloud
+    nova = rig.nova()
+    for old in nova.flavors.list(is_public=None):
+        if old.name == "ev-gold":
+            nova.flavors.delete(old)
+    gold = nova.flavors.create("ev-gold", 64, 1, 1)
+    before = rig.server_ids()
+    try:
+        gold.set_keys({"evacuable": "true"})
+        elsewhere = [s.id for s in rig.boot_servers(1, hosts=["compute-1"], flavor="ev-gold",
+                                                    name_prefix="ev-gold")]
+        unmarked = [s.id for s in rig.boot_servers(2, hosts=["compute-0"], name_prefix="ev-plain")]
+        fence(rig, "compute-0", attrs)
+        run_to_idle(rig, attrs, tmp_path, selection="auto")
+        now = servers(rig, unmarked + elsewhere)
+        for sid in unmarked:
+            assert host_of(now[sid]) == "compute-0" and evacuations_of(rig, sid) == [], sid
+        record = er.parse(attrs.get("compute-0", er.ATTRIBUTE))
+        assert record.state == er.DONE, record
+        assert host_of(now[elsewhere[0]]) == "compute-1"
+    finally:
+        rig.restore_computes()  # before deleting: a delete on a dead host would hang
+        rig.delete_servers(rig.server_ids() - before)  # the flavor cannot go while a server uses it
+        nova.flavors.delete(gold)

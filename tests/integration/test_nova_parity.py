@@ -31,6 +31,9 @@ class FakeWorld:
     def crash(self, host: str) -> None:
         self.fake.kill_compute(host)  # Nova has not noticed yet
 
+    def make_flavor(self, name: str, specs: dict, public: bool = True) -> None:
+        self.fake.flavor_specs[name] = dict(specs)
+
     def restart(self, host: str) -> None:
         self.fake.start_compute(host)
 
@@ -59,6 +62,7 @@ class RealWorld:
         self.nova = NovaClient.from_config(config)
         self.hosts = list(rig.compute_hosts)
         self.booted: List[str] = []
+        self.flavors: List = []
 
     def boot(self, host: str) -> str:
         sid = boot_on(self.rig, host, "parity").id
@@ -68,6 +72,15 @@ class RealWorld:
     def crash(self, host: str) -> None:
         self.rig.power_off(host)
 
+    def make_flavor(self, name: str, specs: dict, public: bool = True) -> None:
+        nova = self.rig.nova()
+        for old in nova.flavors.list(is_public=None):
+            if old.name == name:
+                nova.flavors.delete(old)
+        flavor = nova.flavors.create(name, 64, 1, 1, is_public=public)
+        flavor.set_keys(dict(specs))
+        self.flavors.append(flavor)
+
     def restart(self, host: str) -> None:
         self.rig.power_on(host)
 
@@ -75,6 +88,8 @@ class RealWorld:
         return wait_for(probe, timeout, what, interval=0.5)
 
     def cleanup(self) -> None:
+        for flavor in self.flavors:
+            self.rig.nova().flavors.delete(flavor)
         self.rig.restore_computes()
         if self.booted:
             self.rig.delete_servers(self.booted)
@@ -195,3 +210,16 @@ def test_force_down_and_disable_in_one_request(world):
     finally:
         svc = world.nova.force_down(_svc(world, host), False)
         world.nova.set_enabled(svc, True)
+
+
+def test_flavor_extra_specs_are_listed_cloud_wide_private_flavors_included(world):
+    world.make_flavor("computeha-parity-gold", {"evacuable": "true"}, public=False)
+    world.make_flavor("computeha-parity-plain", {"hw:cpu_policy": "shared"})
+    found = world.nova.flavors_with_extra_spec("evacuable")
+    assert found.get("computeha-parity-gold") == "true", found
+    assert "computeha-parity-plain" not in found
+
+
+def test_flavor_extra_specs_below_2_61_are_read_per_flavor(old_world):
+    old_world.make_flavor("computeha-parity-old", {"evacuable": "false"})
+    assert old_world.nova.flavors_with_extra_spec("evacuable").get("computeha-parity-old") == "false"

@@ -32,6 +32,7 @@ class MiniNova:
         self.migs: List[Migration] = []
         self.images: List[Image] = []
         self.aggs: List[Aggregate] = []
+        self.flavor_specs: Dict[str, Dict[str, str]] = {}  # flavor name -> extra specs
         self.duration = duration
         self.calls: List[tuple] = []  # (method, args)
         self.evacuations: Dict[str, int] = {}  # server id -> evacuate calls accepted
@@ -185,6 +186,11 @@ class MiniNova:
         with self.lock:
             self._read("images_with_tag", tag)
             return [i for i in self.images if tag in i.tags]
+
+    def flavors_with_extra_spec(self, key: str) -> Dict[str, str]:
+        with self.lock:
+            self._read("flavors_with_extra_spec", key)
+            return {name: specs[key] for name, specs in self.flavor_specs.items() if key in specs}
 
     def aggregates(self) -> List[Aggregate]:
         with self.lock:
