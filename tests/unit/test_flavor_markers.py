@@ -8,7 +8,7 @@ import logging
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.nova import NovaForbidden
 from tests.unit.evacuation_fakes import MiniNova
-from tests.unit.test_evacuation_engine import flag, make, record
+from tests.unit.test_evacuation_engine import finishes, flag, make, record
 
 
 def failed_host_with_an_unmarked_server(nova: MiniNova) -> str:
@@ -18,13 +18,10 @@ def failed_host_with_an_unmarked_server(nova: MiniNova) -> str:
     return sid
 
 
-def run(tmp_path, nova, caplog=None):
+def run(tmp_path, nova):
     engine, attrs, _ = make(tmp_path, nova)
     flag(attrs, "compute-0")
-    try:
-        assert engine.run_until_idle(10)
-    finally:
-        engine.close()
+    assert finishes(engine, 10)
     return attrs
 
 
