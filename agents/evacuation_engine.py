@@ -92,6 +92,8 @@ def fence_evidence(service: Optional[Service]) -> Optional[str]:
     """None when Nova confirms the host is fenced, else why not."""
     if service is None:
         return "Nova knows no nova-compute service for it"
+    if service.status.upper() == "UNKNOWN":  # 2.69+: the service's cell cannot be reached
+        return "Nova cannot reach the cell of its compute service (status UNKNOWN): no evidence either way"
     if service.forced_down:
         return None
     if service.state == "down" and service.status == "disabled" and rec.is_ours(service.disabled_reason):

@@ -205,3 +205,14 @@ def test_the_stale_cloud_breaker_holds_until_nova_sees_its_computes(tmp_path, ca
 def test_validate_all_names_a_bad_guard_parameter(env, name, value):  # noqa: F811
     code, _, err = run(NovaEvacuate(), "validate-all", env, **{f"OCF_RESKEY_{name}": value})
     assert code == 6 and name in err, err
+
+
+def test_a_down_cell_service_is_neither_fence_evidence_nor_a_silent_compute():
+    """Nova 2.69+ lists a service of an unreachable cell with status UNKNOWN and no state."""
+    from computeha.agents.evacuation_engine import fence_evidence
+    unknown = Service(id="", host="compute-9", binary="nova-compute", state="", status="UNKNOWN",
+                      forced_down=False)
+    assert "cell" in fence_evidence(unknown)
+    assert fence_evidence(replace(unknown, forced_down=True)) is not None  # a stale copy proves nothing
+    cloud = guard.cloud_state({}, services(up=("compute-0",)) + [unknown], lambda n: n)
+    assert cloud.silent == frozenset() and cloud.total == 2
