@@ -91,30 +91,34 @@ EVACUATION_PARAMS = ParamTable([
 ])
 
 
+# the table is the one source of every default: Settings reads them from it
+_DEFAULT = {p.name: p.default for p in EVACUATION_PARAMS}
+
+
 @dataclass(frozen=True)
 class Settings:
     """The engine's view of the parameters (no credentials)."""
 
-    no_shared_storage: bool = False
-    local_disk_policy: str = "rebuild"
-    evacuate_delay: float = 0.0
-    selection: str = "auto"
-    marker: str = "evacuable"
+    no_shared_storage: bool = bool(_DEFAULT["no_shared_storage"])
+    local_disk_policy: str = str(_DEFAULT["local_disk_policy"])
+    evacuate_delay: float = float(_DEFAULT["evacuate_delay"])
+    selection: str = str(_DEFAULT["selection"])
+    marker: str = str(_DEFAULT["marker"])
     exclude_projects: FrozenSet[str] = frozenset()
     exclude_image_ids: FrozenSet[str] = frozenset()
     exclude_image_tags: Tuple[str, ...] = ()
-    max_parallel: int = 8
-    max_parallel_per_host: int = 0
-    api_concurrency: int = 8
-    stagger: float = 0.0
-    max_attempts: int = 3
-    evacuation_timeout: float = 300.0
-    mass_failure_share: int = 50
-    mass_failure_max_hosts: int = 0
-    stale_cloud_share: int = 50
-    paused: bool = False
-    target_aggregate: str = ""
-    poll_interval: float = 1.0
+    max_parallel: int = int(_DEFAULT["max_parallel"])
+    max_parallel_per_host: int = int(_DEFAULT["max_parallel_per_host"])
+    api_concurrency: int = int(_DEFAULT["api_concurrency"])
+    stagger: float = float(_DEFAULT["stagger"])
+    max_attempts: int = int(_DEFAULT["max_attempts"])
+    evacuation_timeout: float = float(_DEFAULT["evacuation_timeout"])
+    mass_failure_share: int = int(_DEFAULT["mass_failure_share"])
+    mass_failure_max_hosts: int = int(_DEFAULT["mass_failure_max_hosts"])
+    stale_cloud_share: int = int(_DEFAULT["stale_cloud_share"])
+    paused: bool = bool(_DEFAULT["paused"])
+    target_aggregate: str = str(_DEFAULT["target_aggregate"])
+    poll_interval: float = float(_DEFAULT["poll_interval"])
     domain: str = ""  # Pacemaker node -> Nova host name rules (ocf_lib.hostnames)
     host_map: Optional[Mapping[str, str]] = None
     # in-doubt evacuate calls (no answer) are re-checked in Nova after this long before any re-issue

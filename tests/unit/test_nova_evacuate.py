@@ -176,3 +176,9 @@ def test_worker_progress_file_roundtrip(env):
     assert run(agent, "monitor", env, OCF_RESKEY_CRM_meta_interval="10000")[0] == 0
     assert len(json.loads(state.read_text(worker.RESTARTS))) == 1
     assert run(agent, "stop", env)[0] == 0
+
+
+def test_settings_take_every_default_from_the_parameter_table():
+    from computeha.agents.evacuation_params import TABLE, Settings
+    values, _ = TABLE.parse({})
+    assert Settings.from_values(values) == Settings()
