@@ -169,6 +169,7 @@ class FenceInput:
     want_help: bool = False
     want_version: bool = False
     errors: List[str] = field(default_factory=list)
+    stray: int = 0  # positional arguments: warned about and ignored, as fence-agents' fencing.py does
 
 
 def parse_stdin(text: str, table: ParamTable) -> FenceInput:
@@ -221,8 +222,7 @@ def parse_argv(args: Sequence[str], table: ParamTable) -> FenceInput:
     except getopt.GetoptError as err:
         result.errors.append(str(err))
         return result
-    if rest:  # never echoed: a stray word may be a password after a quoting slip
-        result.errors.append(f"{len(rest)} unexpected positional argument(s) (not shown)")
+    result.stray = len(rest)  # e.g. the "1" of fence-agents' harness in `-P 1`, where -P takes no value
     for opt, value in opts:
         if opt in ("-h", "--help"):
             result.want_help = True
@@ -292,6 +292,8 @@ def _run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: 
     for name in inp.unknown:
         shown = name if _IDENTIFIER.match(name) else "(a line that is not name=value, not shown)"
         log.warning("ignoring unknown option %s", shown)
+    if inp.stray:  # never echoed: a stray word may be a password after a quoting slip
+        log.warning("ignoring %d unexpected positional argument(s) (not shown)", inp.stray)
     for error in inp.errors:
         problems.append(Problem("", error))
 

@@ -162,6 +162,15 @@ def test_argv_mode_uses_the_same_table() -> None:
     assert run(agent, argv=["--bogus"])[0] == 1
 
 
+def test_a_stray_positional_argument_is_warned_about_and_ignored() -> None:
+    """fence-agents' own harness passes boolean flags with a value (`-P 1`); fencing.py warns and goes on."""
+    agent = FakeAgent(FakeDevice(state="off"))
+    code, out, err = run(agent, argv=["-o", "status", "-a", "10.0.0.9", "-P", "1", "stray-secret"])
+    assert code == 2 and out.strip() == "Status: OFF"
+    assert agent.seen_values.lanplus is True
+    assert "ignoring 2 unexpected positional argument(s) (not shown)" in err and "stray-secret" not in err
+
+
 def test_unknown_action_uses_the_text_pacemaker_recognises() -> None:
     code, _, err = run(FakeAgent(FakeDevice()), "action=explode\nip=x\n")
     assert code == 1 and "Unrecognised action" in err
