@@ -171,6 +171,12 @@ def test_a_stray_positional_argument_is_warned_about_and_ignored() -> None:
     assert "ignoring 2 unexpected positional argument(s) (not shown)" in err and "stray-secret" not in err
 
 
+def test_manpage_prints_the_metadata_xml_as_fence_agents_does() -> None:
+    agent = FakeAgent(FakeDevice())
+    code, out, _ = run(agent, "action=manpage\n")
+    assert code == 0 and out == agent.metadata() and out.lstrip().startswith("<?xml")
+
+
 def test_unknown_action_uses_the_text_pacemaker_recognises() -> None:
     code, _, err = run(FakeAgent(FakeDevice()), "action=explode\nip=x\n")
     assert code == 1 and "Unrecognised action" in err
