@@ -15,10 +15,7 @@ lanplus, cipher, privlvl, ...) when only its type is changed.
 from __future__ import annotations
 
 import logging
-import os
-import re
 import string
-import sys
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional, TypeVar
@@ -245,13 +242,7 @@ AGENT = IpmiFence()
 
 
 def main() -> None:
-    # Like fence-agents, answer to the name we are installed under
-    # (make install FENCE_IPMI_NAME=...), so metadata and log tags match it.
-    agent = IpmiFence()
-    called = os.path.basename(sys.argv[0] if sys.argv else "")
-    if re.fullmatch(r"fence_[A-Za-z0-9_]+", called):
-        agent.name = called
-    fence.main(agent)
+    fence.main(IpmiFence())  # answers to its installed name (fence.answer_to)
 
 
 if __name__ == "__main__":

@@ -417,7 +417,17 @@ def _set_verified(agent: FenceAgent, ctx: FenceContext, conn: Any, target: str, 
         stdout.write(f"Success: Powered {target.upper()}\n")
 
 
+def answer_to(agent: FenceAgent, argv0: str) -> FenceAgent:
+    """Like fence-agents, an agent answers to the name it is installed under (make install
+    FENCE_COMPUTE_NAME=fence_computeha ...), so that its metadata, usage and log tags match it."""
+    called = os.path.basename(argv0)
+    if re.fullmatch(r"fence_[A-Za-z0-9_]+", called):
+        agent.name = called
+    return agent
+
+
 def main(agent: FenceAgent) -> None:
+    answer_to(agent, sys.argv[0] if sys.argv else "")
     # Bytes that are not UTF-8 (a Latin-1 password, say) must not end in a decode error:
     # they are kept as surrogates and compared, masked and passed on as they came.
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="surrogateescape")

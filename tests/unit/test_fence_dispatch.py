@@ -177,6 +177,15 @@ def test_manpage_prints_the_metadata_xml_as_fence_agents_does() -> None:
     assert code == 0 and out == agent.metadata() and out.lstrip().startswith("<?xml")
 
 
+def test_an_agent_answers_to_its_installed_name() -> None:
+    from computeha.fence.fence_compute import FenceCompute
+    agent = fence.answer_to(FenceCompute(), "/usr/sbin/fence_computeha")
+    assert agent.name == "fence_computeha" and 'name="fence_computeha"' in agent.metadata()
+    assert "fence_computeha" in agent.usage().splitlines()[0]
+    for argv0 in ("/usr/lib/python3/fence_compute.py", "python3", ""):
+        assert fence.answer_to(FenceCompute(), argv0).name == "fence_compute"
+
+
 def test_unknown_action_uses_the_text_pacemaker_recognises() -> None:
     code, _, err = run(FakeAgent(FakeDevice()), "action=explode\nip=x\n")
     assert code == 1 and "Unrecognised action" in err
