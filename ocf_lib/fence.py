@@ -51,6 +51,25 @@ COMMON_PARAMS = ParamTable([
           "power_timeout", default=False),
 ])
 
+# Options that fence-agents' fencing.py offers every agent and that ours accept and ignore, so that pcs, which
+# checks a device's options against the metadata, takes an existing device when only its type changes.
+_COMPAT = "Accepted for compatibility with fence-agents and ignored"
+COMPAT_PARAMS = ParamTable([
+    Param("verbose_level", Kind.INTEGER, f"Verbose level. {_COMPAT} (use verbose)", minimum=0, metavar="level"),
+    Param("version", Kind.BOOLEAN, f"Display version information and exit. {_COMPAT} as an option (use -V)",
+          default=False),
+    Param("help", Kind.BOOLEAN, f"Display help and exit. {_COMPAT} as an option (use -h)", default=False),
+    Param("plug_separator", Kind.STRING, f"Separator for plug parameter when specifying more than 1 plug. {_COMPAT}",
+          metavar="char"),
+    Param("separator", Kind.STRING, f"Separator for CSV created by 'list' operation. {_COMPAT}", metavar="char"),
+    Param("shell_timeout", Kind.SECONDS, f"Wait X seconds for cmd prompt after issuing command. {_COMPAT}",
+          minimum=0, metavar="seconds"),
+    Param("stonith_status_sleep", Kind.SECONDS, f"Sleep X seconds between status calls during a STONITH action. "
+          f"{_COMPAT} (power_timeout bounds the polling)", minimum=0, metavar="seconds"),
+    Param("retry_on", Kind.STRING, f"Count of attempts to retry power on. {_COMPAT} (retries are bounded by the "
+          f"deadline)", metavar="attempts"),
+])
+
 _PLUG = Param("plug", Kind.STRING, "Physical plug number on device, UUID or identification of machine",
               aliases=("port",), short_opt="n", metavar="id")
 
@@ -121,7 +140,8 @@ class FenceAgent:
         table = COMMON_PARAMS + self.table
         if self.has_plug and table.get("plug") is None:
             table = table + ParamTable([_PLUG])
-        return table
+        missing = [p for p in COMPAT_PARAMS if table.get(p.name) is None]
+        return table + ParamTable(missing) if missing else table
 
     def actions(self) -> List[str]:
         acts = [ON, OFF]

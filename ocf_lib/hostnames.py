@@ -68,7 +68,8 @@ HOSTNAME_PARAMS = ParamTable([
     Param("domain", Kind.STRING, "DNS domain of the Nova compute host names",
           "DNS domain that Nova appends to the Pacemaker node names (node compute-0 is Nova host "
           "compute-0.<domain>). Not needed when the names are equal or unambiguous.",
-          aliases=("compute_domain",), short_opt="d", metavar="domain", check=_check_domain),
+          aliases=("compute_domain",), short_opt="d", metavar="domain", check=_check_domain,
+          fence_spellings=("compute-domain",)),
     Param("host_map", Kind.STRING, "Explicit Pacemaker node to Nova host map",
           "Pairs node:novahost separated by ';' (pcmk_host_map syntax), for names that no rule maps.",
           metavar="map", check=_check_map),

@@ -102,14 +102,14 @@ def fence_metadata(name: str, shortdesc: str, longdesc: str, table: ParamTable,
     entries: list[tuple[str, Param, bool]] = []
     for param in table.for_fence():
         entries.append((param.name, param, False))
-        entries.extend((alias, param, True) for alias in param.aliases)
+        entries.extend((alias, param, True) for alias in param.aliases + param.fence_spellings)
     for entry_name, param, is_alias in sorted(entries, key=lambda e: e[0]):
         attrs = {"name": entry_name, "unique": _bool(param.unique),
                  "required": _bool(param.required and not is_alias)}
         if is_alias:
             attrs["deprecated"] = "1"
-        elif param.aliases:
-            attrs["obsoletes"] = param.aliases[0]
+        elif param.aliases or param.fence_spellings:
+            attrs["obsoletes"] = (param.aliases + param.fence_spellings)[0]
         node = ET.SubElement(params, "parameter", attrs)
         ET.SubElement(node, "getopt", {"mixed": getopt_mixed(param)})
         content = ET.SubElement(node, "content", {"type": _FENCE_TYPE[param.kind]})

@@ -71,6 +71,9 @@ class Param:
     check: Optional[Check] = None
     ocf: bool = True
     fence: bool = True
+    # spellings that only fence metadata lists (as deprecated): fence-agents' hyphenated names such as
+    # "project-domain"; input already folds '-' to '_', and OCF names cannot hold a '-'
+    fence_spellings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind is Kind.SELECT and not self.choices:

@@ -302,3 +302,51 @@ def test_pcs_and_crmsh_accept_every_parameter_with_the_real_agents_installed(age
     loaded = subprocess.run(["crm", "-c", "agents", "configure", "load", "update", str(crm_file)], env=crm_env,
                             capture_output=True, text=True, timeout=600)
     assert loaded.returncode == 0 and "ERROR" not in loaded.stderr, loaded.stderr[-3000:]
+
+
+def _their_options(binary: str) -> dict:
+    """Every option of a distribution fence agent with a value of its metadata type (not `action`, which pcs
+    itself refuses for any agent)."""
+    path = next((p for p in (Path("/usr/sbin") / binary, Path("/sbin") / binary) if p.exists()), None)
+    if path is None:
+        need(binary)
+    meta = ET.fromstring(subprocess.run([str(path), "-o", "metadata"], capture_output=True, text=True,
+                                        timeout=60, check=True).stdout)
+    values = {"boolean": "1", "integer": "1", "second": "1", "select": None}
+    out = {}
+    for param in meta.iter("parameter"):
+        name, content = param.get("name"), param.find("content")
+        kind = content.get("type") if content is not None else "string"
+        if name == "action":
+            continue
+        value = values.get(kind, "x")
+        if value is None:  # a select: its first option
+            option = content.find("option")
+            value = option.get("value") if option is not None else "x"
+        out[name] = value
+    return out
+
+
+@pytest.mark.parametrize("theirs,ours", [("fence_compute", TEST_COMPUTE), ("fence_ipmilan", TEST_IPMI)])
+def test_pcs_takes_every_option_of_the_distributions_agent_for_ours(agents_installed, tmp_path, theirs, ours):
+    """An existing device switches type only: `pcs stonith create` without --force accepts each option that
+    Debian's agent of the same role accepts."""
+    need("pcs", "cibadmin")
+    cib = tmp_path / "cib.xml"
+    seed(cib)
+    env = dict(os.environ, CIB_file=str(cib))
+    options = _their_options(theirs)
+
+    def create(agent: str, device: str) -> subprocess.CompletedProcess:
+        argv = ["pcs", "-f", str(cib), "stonith", "create", device, agent]
+        return subprocess.run(argv + [f"{k}={v}" for k, v in sorted(options.items())], env=env,
+                              capture_output=True, text=True, timeout=300)
+    # what pcs refuses for the distribution's agent itself (e.g. help, version) is no option of a device
+    baseline = create(theirs, "baseline")
+    refused = re.search(r"invalid stonith options: (.*?), allowed options", baseline.stderr)
+    for name in re.findall(r"'([^']+)'", refused.group(1)) if refused else []:
+        options.pop(name, None)
+    assert create(theirs, "baseline-again").returncode == 0
+    proc = create(ours, f"dropin-{theirs}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "invalid" not in proc.stderr.lower(), proc.stderr[-3000:]
