@@ -15,7 +15,7 @@ import pytest
 from computeha.agents.failure_guard import MAX_FAILURES_KEY, PROGRESS_BLOCKED, PROGRESS_STALE
 from computeha.ocf_lib import evacuation_record as er
 from tests.e2e.scenario import NOVA_EVACUATE_RSC, Stack
-from tests.integration.test_e2e_faults import TIMEOUT, assert_recovered_once, evacuations_done
+from tests.integration.test_e2e_faults import TIMEOUT, assert_recovered_once, evacuations_done, guard_log, new_lines
 from tests.rig.cluster.cluster import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.openstack]
@@ -23,10 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.openstac
 BACK_FOR = 60.0  # seconds host A stays back in service before host B fails (inside the old 300 s window)
 
 
-def guard_lines(stack: Stack) -> List[str]:
-    """NovaEvacuate's lines of the mass-failure guard and of the stale-cloud breaker, all controllers."""
-    return [ln for n in stack.cluster.layout.controllers
-            for ln in stack.evacuate_log(n.name, "MASS FAILURE GUARD|STALE CLOUD")]
 
 
 @pytest.mark.fault("Mass failure", "one compute power-lost and back in service; 60 s later a second one power-lost",
@@ -36,13 +32,13 @@ def test_a_host_back_in_service_does_not_hold_back_the_next_failure(stack: Stack
     first, second = stack.hosts[0], stack.hosts[1]
     servers = {first: stack.boot(1, first, prefix="e2e-back-a"), second: stack.boot(2, second, prefix="e2e-back-b")}
     try:
-        before = len(guard_lines(stack))
+        before = guard_log(stack)
         rec_a = stack.power_loss(first, servers[first], power_on="fenced")
         back_at = time.monotonic()
         assert stack.record(first) is None
         time.sleep(max(0.0, back_at + BACK_FOR - time.monotonic()))  # the scenario's fixed gap, not a poll
         rec_b = stack.power_loss(second, servers[second], power_on="fenced")
-        assert len(guard_lines(stack)) == before, guard_lines(stack)[before:]
+        assert new_lines(before, guard_log(stack)) == []
         assert rec_b.at("evacuation_issued") is not None
         for host in (first, second):
             assert_recovered_once(stack, host, servers[host])
@@ -82,7 +78,7 @@ def test_the_cap_and_an_aggregate_budget_block_until_the_operator_raises_them(st
     try:
         stack.set_param(NOVA_EVACUATE_RSC, "mass_failure_share", "100")
         stack.set_param(NOVA_EVACUATE_RSC, "mass_failure_max_hosts", "1")
-        before = len(guard_lines(stack))
+        before = guard_log(stack)
         fenced = {h: len(stack.cluster.successful_fences(h)) for h in hosts}
         migrations = {h: {m.id for m in stack.migrations(h)} for h in hosts}
         t0 = time.monotonic()
@@ -92,7 +88,7 @@ def test_the_cap_and_an_aggregate_budget_block_until_the_operator_raises_them(st
             stack.cluster.wait_fenced(h, TIMEOUT, already=fenced[h])
 
         def said(text: str) -> List[str]:
-            return [ln for ln in guard_lines(stack)[before:] if text in ln]
+            return [ln for ln in new_lines(before, guard_log(stack)) if text in ln]
 
         def blocked() -> List[str]:
             return [h for h in hosts if stack.progress(h).startswith(PROGRESS_BLOCKED)]
@@ -144,7 +140,7 @@ def test_a_stale_cloud_holds_evacuation_until_nova_sees_its_computes(stack: Stac
     servers = stack.boot(1, host, prefix="e2e-stale")
     fences = {h: len(stack.cluster.successful_fences(h)) for h in stack.hosts}
     migrations = {m.id for m in stack.migrations(host)}
-    before = len(guard_lines(stack))
+    before = guard_log(stack)
     stopped = False
     try:
         t0 = time.monotonic()
@@ -158,7 +154,8 @@ def test_a_stale_cloud_holds_evacuation_until_nova_sees_its_computes(stack: Stac
             assert stack.record(h) is None, (h, stack.record(h))
         stack.cluster.power_off(host)
         stack.cluster.wait_fenced(host, TIMEOUT, already=fences[host])
-        wait_for("the STALE CLOUD line", lambda: [ln for ln in guard_lines(stack)[before:] if "STALE CLOUD" in ln],
+        wait_for("the STALE CLOUD line", lambda: [ln for ln in new_lines(before, guard_log(stack))
+                                                  if "STALE CLOUD" in ln],
                  TIMEOUT, interval=1)
         # transient: the fenced node's reboot clears it, the next judgement (every 5 s) writes it again
         wait_for("'held: Nova sees no computes' in crm_mon -A", lambda: stack.progress(host).startswith(
