@@ -661,8 +661,9 @@ class Engine:
             now = time.time()
             if self.first_issue_at is None:
                 self.first_issue_at = now
-            if host.node not in self._first_call:
-                self._first_call[host.node] = now
+            first_key = f"{host.node}@{host.epoch}"  # per request: a host fenced again gets its line again
+            if first_key not in self._first_call:
+                self._first_call[first_key] = now
                 self.log.info("%s: first evacuate call at %.3f, %.1fs after the request", host.node, now,
                               now - host.epoch)
         try:

@@ -216,3 +216,23 @@ def test_a_down_cell_service_is_neither_fence_evidence_nor_a_silent_compute():
     assert fence_evidence(replace(unknown, forced_down=True)) is not None  # a stale copy proves nothing
     cloud = guard.cloud_state({}, services(up=("compute-0",)) + [unknown], lambda n: n)
     assert cloud.silent == frozenset() and cloud.total == 2
+
+
+def test_every_request_of_a_host_logs_its_first_evacuate_call(tmp_path, caplog):
+    """The latency line ("first evacuate call ... after the request") is logged per request, not once per host."""
+    nova = MiniNova()
+    nova.add_server("compute-0")
+    nova.fence("compute-0")
+    engine, attrs, _ = make(tmp_path, nova, mass_failure_share=50)
+    with caplog.at_level(logging.INFO, logger="test-evacuation"):
+        try:
+            flag(attrs, "compute-0", since=time.time() - 5)
+            assert engine.run_until_idle(5)
+            back_in_service(nova, attrs, "compute-0")
+            nova.add_server("compute-0")
+            nova.fence("compute-0")
+            flag(attrs, "compute-0", since=time.time() - 1)
+            assert engine.run_until_idle(5)
+        finally:
+            engine.close()
+    assert caplog.text.count("compute-0: first evacuate call") == 2, caplog.text
