@@ -309,10 +309,8 @@ class Engine:
                 self._say(node, logging.WARNING, f"{node} is flagged for evacuation but {why}: left alone")
                 self.refused.add(node)
                 continue
-            verdict = guard.judge(service.host, cloud, self.limits, budgets or [])
-            if budgets is None:
-                verdict = guard.Verdict("the failure budgets of the host aggregates cannot be read from Nova: "
-                                        "evacuation waits", "held: aggregates unreadable")
+            verdict = (guard.BUDGETS_UNREADABLE if budgets is None
+                       else guard.judge(service.host, cloud, self.limits, budgets))
             resuming = record.state == rec.RUNNING and record.detail.startswith(self.node)
             if verdict.blocked and not resuming:
                 self._gate_next[node] = time.monotonic() + self.s.gate_recheck

@@ -36,9 +36,11 @@ PROGRESS_STALE = "held: Nova sees no computes"
 
 @dataclass(frozen=True)
 class Limits:
-    share: int = 50  # percent of compute hosts; 0 disables the share limit
-    max_hosts: int = 0  # hosts down at once; 0: no absolute cap
-    stale_share: int = 50  # percent of unflagged computes reported down; 0 disables the breaker
+    """The operator's limits (defaults: NovaEvacuate's parameter table)."""
+
+    share: int  # mass_failure_share: percent of compute hosts; 0 disables the share limit
+    max_hosts: int  # mass_failure_max_hosts: hosts down at once; 0: no absolute cap
+    stale_share: int  # stale_cloud_share: percent of unflagged computes reported down; 0 disables the breaker
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Verdict:
 
 
 ALLOWED = Verdict()
+BUDGETS_UNREADABLE = Verdict("the failure budgets of the host aggregates cannot be read from Nova: evacuation waits",
+                             "held: aggregates unreadable")
 
 
 def cloud_state(records: Mapping[str, rec.EvacuationRecord], services: Sequence[Service],
@@ -119,7 +123,7 @@ def judge(host: str, cloud: CloudState, limits: Limits, host_budgets: Sequence[B
     count, total = len(down), cloud.total
     listed = ", ".join(sorted(down))
     if limits.stale_share and total:
-        watched = total - len(cloud.down | {host})
+        watched = total - count
         if watched and len(cloud.silent) * 100 > limits.stale_share * watched:
             return Verdict(f"STALE CLOUD: Nova reports {len(cloud.silent)} of the {watched} other compute services "
                            f"down without a fence (more than {limits.stale_share}%): a control-plane or message-bus "

@@ -12,12 +12,22 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import List
 
+from computeha.agents.evacuation_params import EVACUATION_PARAMS
 from computeha.ocf_lib.runner import RunError, Runner
 
 from .clusterview import ClusterUnavailable
 
-PARAMETER = "paused"
+_PAUSED = EVACUATION_PARAMS["paused"]
+PARAMETER = _PAUSED.name
 AGENT_TYPE = "NovaEvacuate"
+
+
+def _is_paused(value: str) -> bool:
+    """The agent's own reading of the value (the parameter table); one it would reject does not pause it."""
+    try:
+        return bool(_PAUSED.convert(value)) if value.strip() else bool(_PAUSED.default)
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ def switches(cib_text: str) -> List[Switch]:
             for nv in attrs.findall("nvpair"):
                 if nv.get("name") == PARAMETER:
                     value = nv.get("value") or ""
-        out.append(Switch(prim.get("id") or "", value.strip().lower() in ("1", "yes", "true", "on", "y")))
+        out.append(Switch(prim.get("id") or "", _is_paused(value)))
     return out
 
 

@@ -322,17 +322,16 @@ def make_session(config: AuthConfig):
     from keystoneauth1 import session as ks_session  # lazy
     from keystoneauth1.identity import v3
 
+    scope = _project_scope(config)
     if config.method == "application_credential":
         plugin = v3.ApplicationCredential(auth_url=config.auth_url,
                                           application_credential_id=config.application_credential_id,
                                           application_credential_secret=config.application_credential_secret)
     elif config.method == "token":
-        scope = _project_scope(config)
         plugin = v3.Token(auth_url=config.auth_url, token=config.token, project_id=scope.project_id,
                           project_name=scope.project_name, project_domain_id=scope.project_domain_id,
                           project_domain_name=scope.project_domain_name)
     else:
-        scope = _project_scope(config)
         plugin = v3.Password(auth_url=config.auth_url, username=config.username, password=config.password,
                              user_domain_id=config.user_domain_id or None,
                              user_domain_name=None if config.user_domain_id else config.user_domain,
