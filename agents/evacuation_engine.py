@@ -654,6 +654,10 @@ class Engine:
             if inst.issued_at and self.clock() < inst.issued_at + self.s.in_doubt_grace:
                 # an earlier call may still be inside nova-api: look again after the grace
                 return Outcome(O_DEFER, "earlier evacuate call in doubt", at=inst.issued_at + self.s.in_doubt_grace)
+            if inst.attempts:
+                why = self._no_target(host)
+                if why:
+                    return Outcome(O_DEFER, why, at=self.clock() + self.s.gate_recheck)
             self._mark_issuing(host, inst)  # re-issue: a new intent, persisted first
         with self.lock:
             now = time.time()
@@ -683,6 +687,21 @@ class Engine:
         except NovaError as err:
             return Outcome(O_DOUBT, f"no answer to evacuate: {err}")
         return Outcome(O_ADOPT, "accepted")
+
+    def _no_target(self, host: HostProgress) -> str:
+        """Why a retry would find no target now, or "": Nova reports no other nova-compute up.
+
+        After a message-bus or control-plane outage every nova-compute reads down until its next
+        heartbeat; an evacuation then fails in the scheduler (no valid host) at once, and retries
+        would spend every attempt in seconds on a recovery that only has to wait."""
+        try:
+            services = self.nova.compute_services()
+        except NovaError as err:
+            return f"cannot list the compute services before the retry: {err}"
+        if any(s.binary == "nova-compute" and s.host != host.nova_host and s.state == "up"
+               and s.status == "enabled" and not s.forced_down for s in services):
+            return ""
+        return "Nova reports no other nova-compute up and enabled: the retry waits until one is"
 
     def _host_migrations(self, host: HostProgress) -> List[Migration]:
         """Our evacuation records of a failed host, one listing reaching back only to its request."""

@@ -1,7 +1,10 @@
 """Test-suite wiring: each rig contributes its fixtures as a pytest plugin, and the secret
 scan watches the whole session (COMPUTEHA_SECRET_SCAN=0 switches it off for local debugging)."""
 
+import os
 import time
+from collections import defaultdict
+from typing import Dict
 
 pytest_plugins = [
     "tests.rig.openstack.fixture",
@@ -26,9 +29,26 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 _STARTED = time.monotonic()
+_SPENT_BY_FILE: Dict[str, float] = defaultdict(float)
+_SPENT_BY_TEST: Dict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report):
+    """Setup, call and teardown of every test, summed per test and per file (where the CI budget goes)."""
+    _SPENT_BY_FILE[report.nodeid.split("::", 1)[0]] += report.duration
+    _SPENT_BY_TEST[report.nodeid] += report.duration
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """The suite's own wall time, next to pytest's ten slowest tests (--durations=10 in pyproject)."""
+    """The suite's own wall time and the files it went to, next to pytest's ten slowest tests
+    (--durations=10 in pyproject). COMPUTEHA_DURATIONS=<file> also writes every test's time there."""
     spent = time.monotonic() - _STARTED
+    terminalreporter.write_sep("=", "time per test file (setup + call + teardown)")
+    for path, took in sorted(_SPENT_BY_FILE.items(), key=lambda kv: -kv[1])[:15]:
+        terminalreporter.write_line(f"{took:8.1f}s  {path}")
+    out = os.environ.get("COMPUTEHA_DURATIONS")
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            for nodeid, took in sorted(_SPENT_BY_TEST.items(), key=lambda kv: -kv[1]):
+                fh.write(f"{took:.1f}\t{nodeid}\n")
     terminalreporter.write_line(f"suite wall time: {spent:.0f} s ({spent / 60:.1f} min), exit status {exitstatus}")

@@ -76,6 +76,10 @@ def test_the_cap_and_an_aggregate_budget_block_until_the_operator_raises_them(st
     servers: Dict[str, List[str]] = {h: stack.boot(1, h, prefix=f"e2e-budget-{h}") for h in hosts}
     agg = _aggregate(stack, "e2e-rack", hosts, 1)
     try:
+        # "together" made exact: the guard counts the hosts down when it judges, and a host whose fence
+        # ends before the other's would be judged alone (and rightly evacuated). The maintenance switch
+        # holds both requests until both are recorded; resume then judges them together.
+        stack.set_param(NOVA_EVACUATE_RSC, "paused", "true")
         stack.set_param(NOVA_EVACUATE_RSC, "mass_failure_share", "100")
         stack.set_param(NOVA_EVACUATE_RSC, "mass_failure_max_hosts", "1")
         before = guard_log(stack)
@@ -86,6 +90,9 @@ def test_the_cap_and_an_aggregate_budget_block_until_the_operator_raises_them(st
             stack.cluster.power_off(h)
         for h in hosts:
             stack.cluster.wait_fenced(h, TIMEOUT, already=fenced[h])
+        wait_for("both requests recorded", lambda: all(stack.record(h) is not None for h in hosts), TIMEOUT,
+                 interval=1)
+        stack.set_param(NOVA_EVACUATE_RSC, "paused", None)
 
         def said(text: str) -> List[str]:
             return [ln for ln in new_lines(before, guard_log(stack)) if text in ln]
@@ -117,7 +124,7 @@ def test_the_cap_and_an_aggregate_budget_block_until_the_operator_raises_them(st
             f"'{budget[0].split('GUARD: ', 1)[-1][:60]}...'; budget raised to 2: {len(hosts)}/{len(hosts)} "
             f"ACTIVE elsewhere {done_at:.0f} s after the power cut, 1 evacuation each, 0 zombies")
     finally:
-        for name in ("mass_failure_share", "mass_failure_max_hosts"):
+        for name in ("paused", "mass_failure_share", "mass_failure_max_hosts"):
             stack.set_param(NOVA_EVACUATE_RSC, name, None)
         nova = stack.cloud.nova()
         for h in hosts:
@@ -125,7 +132,7 @@ def test_the_cap_and_an_aggregate_budget_block_until_the_operator_raises_them(st
         nova.aggregates.delete(agg)
         for h in hosts:
             stack.cloud.delete_servers(servers[h])
-    stack.cluster.restore_all()
+        stack.cluster.restore_all()
     stack.wait_ready(after=time.time())
 
 
@@ -170,7 +177,10 @@ def test_a_stale_cloud_holds_evacuation_until_nova_sees_its_computes(stack: Stac
             return rec is not None and rec.state == er.DONE
         wait_for("the evacuation once Nova sees its computes", done, TIMEOUT, interval=1)
         assert_recovered_once(stack, host, servers)
-        assert all(stack.service(h).state == "up" for h in others)
+        # released because Nova sees a target again; the other computes' first heartbeats after the
+        # broker's return come one by one (report_interval), so "all of them" is awaited, not sampled
+        wait_for("Nova reporting the other computes up again", lambda: all(
+            stack.service(h).state == "up" for h in others), TIMEOUT, interval=1)
         fault_report.observe(f"every nova-compute down in Nova {all_down_at:.0f} s after RabbitMQ stopped: 0 fences, "
                              f"0 records; {host} power-lost: fenced and recorded, held (STALE CLOUD), 0 evacuations; "
                              f"RabbitMQ back: {len(servers)}/{len(servers)} ACTIVE elsewhere "
@@ -179,5 +189,8 @@ def test_a_stale_cloud_holds_evacuation_until_nova_sees_its_computes(stack: Stac
         if stopped:
             stack.cloud.start_service("rabbitmq")
         stack.cloud.delete_servers(servers)
-    stack.cluster.restore_all()
+        stack.cluster.restore_all()
+        # the next scenario starts with every Nova service consuming its queue again
+        wait_for("Nova's services consuming their queues again", lambda: stack.cloud.nova_subscribed(stack.cloud.compute_hosts),
+                 TIMEOUT, interval=1)
     stack.wait_ready(after=time.time())

@@ -150,6 +150,13 @@ class MiniNova:
             self.evac_times[server_id] = time.time()
             dests = sorted(h for h, s in self.services.items()
                            if h != srv.host and s.state == "up" and not s.forced_down)
+            if not dests and not target_host:
+                # as Nova: accepted (202), then the conductor finds no valid host: the migration goes to
+                # `error`, the server stays idle on its host
+                self.migs.append(Migration(id=str(len(self.migs) + 1), instance_uuid=server_id,
+                                           source_compute=srv.host, dest_compute="", status="error",
+                                           migration_type="evacuation", created_at=_now_iso(time.time())))
+                return
             dest = target_host or dests[self.evacuations[server_id] % len(dests)]
             self.servers[server_id] = replace(srv, task_state="rebuilding", status="REBUILD")
             now = time.time()

@@ -563,3 +563,37 @@ def test_nova_time_parsing():
     assert nova_time("1970-01-01T00:01:00.000000") == 60.0
     assert nova_time("1970-01-01T00:01:00Z") == 60.0
     assert nova_time("garbage") == 0.0
+
+
+def test_retries_wait_while_nova_sees_no_target_instead_of_spending_every_attempt(tmp_path):
+    """After a message-bus outage every nova-compute reads down until its next heartbeat: the scheduler
+    fails each evacuation at once (no valid host). The retries wait for a compute Nova reports up rather
+    than spend max_attempts in seconds and leave the instance dead."""
+    nova = MiniNova()
+    sid = nova.add_server("compute-0").id
+    nova.fence("compute-0")
+    engine, attrs, _ = make(tmp_path, nova, max_parallel=1, max_attempts=2, gate_recheck=0.05, evacuate_delay=0.5)
+    flag(attrs, "compute-0", since=time.time())
+    try:
+        deadline = time.monotonic() + 10
+        while "compute-0" not in engine.hosts and time.monotonic() < deadline:
+            engine.step()
+        assert not nova.migs, "issued before the evacuate delay"
+        # the outage begins after the claim (before it, the stale-cloud breaker holds the host)
+        for other in ("compute-1", "compute-2"):
+            nova.services[other] = replace(nova.services[other], state="down")
+        while not any(m.status == "error" for m in nova.migs) and time.monotonic() < deadline:
+            engine.step()
+        assert [m.status for m in nova.migs] == ["error"], "the first attempt did not reach the scheduler"
+        held_until = time.monotonic() + 1.0  # far longer than max_attempts backoffs of retry_backoff=0.05
+        while time.monotonic() < held_until:
+            engine.step()
+        assert len(nova.migs) == 1, "a retry was issued although Nova reports no compute up"
+        assert record(attrs, "compute-0").state in (rec.REQUESTED, rec.RUNNING)
+        nova.services["compute-1"] = replace(nova.services["compute-1"], state="up")
+        assert engine.run_until_idle(10)
+    finally:
+        engine.close()
+    assert nova.servers[sid].host == "compute-1" and nova.servers[sid].status == "ACTIVE"
+    assert [m.status for m in nova.migs] == ["error", "done"]
+    assert record(attrs, "compute-0").state == rec.DONE

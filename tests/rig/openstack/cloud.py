@@ -205,6 +205,13 @@ class OpenStackRig:
                 out[parts[0]] = int(parts[1])
         return out
 
+    def nova_subscribed(self, hosts: Sequence[str]) -> bool:
+        """Nova's conductor, scheduler and the nova-computes of ``hosts`` consume their queues (after a
+        broker restart each service declares its queues again on its own schedule)."""
+        queues = self.rabbit_consumers()
+        wanted = ["conductor", "scheduler"] + [f"compute.{h}" for h in hosts]
+        return all(queues.get(q, 0) >= 1 for q in wanted)
+
     def _check_service(self, name: str) -> None:
         if name not in self.RESTARTABLE:
             raise ValueError("%r cannot be restarted alone (one of %s)" % (name, ", ".join(self.RESTARTABLE)))
