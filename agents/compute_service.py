@@ -113,7 +113,10 @@ class ChildProcess:
             return
         if not self.argv:
             raise AgentError("no nova-compute command configured", Ocf.ERR_CONFIGURED)
-        kwargs = {}
+        # None: Popen's defaults, the agent's own user and groups
+        user: Optional[int] = None
+        group: Optional[int] = None
+        extra_groups: Optional[List[int]] = None
         env = dict(self.env)
         if self.user:
             try:
@@ -121,8 +124,8 @@ class ChildProcess:
             except KeyError:
                 raise AgentError(f"user {self.user!r} does not exist on this node", Ocf.ERR_INSTALLED) from None
             if entry.pw_uid != os.getuid():
-                kwargs = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=os.getgrouplist(
-                    entry.pw_name, entry.pw_gid))
+                user, group = entry.pw_uid, entry.pw_gid
+                extra_groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
                 env.setdefault("HOME", entry.pw_dir)
                 if env.get("HOME") == os.path.expanduser("~"):  # the agent's own HOME is not the user's
                     env["HOME"] = entry.pw_dir
@@ -130,7 +133,7 @@ class ChildProcess:
             with open(self.output, "ab") as out:
                 proc = subprocess.Popen(list(self.argv), env=env, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                        cwd="/", **kwargs)
+                                        cwd="/", user=user, group=group, extra_groups=extra_groups)
         except OSError as err:
             raise AgentError(f"cannot start {self.argv[0]}: {err.strerror or err}", Ocf.ERR_INSTALLED) from None
         stat = _proc_stat(proc.pid)

@@ -35,15 +35,38 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.attrs import ClusterAttributeError, NodeAttributes
 from computeha.ocf_lib.hostnames import HostMapper, HostMappingError
-from computeha.ocf_lib.nova import (FAILED_MIGRATION, FINISHED_MIGRATION, IN_PROGRESS_MIGRATION, Migration, Nova,
-                                    NovaAuthError, NovaBadRequest, NovaConflict, NovaError, NovaForbidden,
-                                    NovaNotFound, Server, Service, nova_time)
+from computeha.ocf_lib.nova import (
+    FAILED_MIGRATION,
+    FINISHED_MIGRATION,
+    IN_PROGRESS_MIGRATION,
+    Migration,
+    Nova,
+    NovaAuthError,
+    NovaBadRequest,
+    NovaConflict,
+    NovaError,
+    NovaForbidden,
+    NovaNotFound,
+    Server,
+    Service,
+    nova_time,
+)
 
 from . import evacuation_select as sel
 from . import failure_guard as guard
 from .evacuation_params import Settings
-from .evacuation_store import (DONE, FAILED, INFLIGHT, ISSUING, PENDING, REPORTED, SKIPPED, HostProgress,
-                               InstanceProgress, ProgressStore)
+from .evacuation_store import (
+    DONE,
+    FAILED,
+    INFLIGHT,
+    ISSUING,
+    PENDING,
+    REPORTED,
+    SKIPPED,
+    HostProgress,
+    InstanceProgress,
+    ProgressStore,
+)
 
 PROGRESS_PAUSED = "paused: requested, not evacuated"
 CLOCK_SLACK = 120  # seconds of clock skew tolerated between controllers and Nova when matching migrations
@@ -530,7 +553,7 @@ class Engine:
             del self._to_confirm[inst_id]
             host = self.hosts.get(node)
             inst = host.instances.get(inst_id) if host is not None else None
-            if inst is None or inst.state != INFLIGHT or inst_id in self.running:
+            if host is None or inst is None or inst.state != INFLIGHT or inst_id in self.running:
                 continue  # finished or handed back meanwhile
             self.running[inst_id] = node
             self.pool.submit(self._task, host, inst, "confirm", None)
@@ -778,10 +801,11 @@ class Engine:
             return
         now = self.clock()
         latest: Dict[str, Migration] = {}
-        for mig in migs:  # the newest record per instance
-            old = latest.get(mig.instance_uuid)
-            if old is None or (nova_time(mig.created_at), _num(mig.id)) >= (nova_time(old.created_at), _num(old.id)):
-                latest[mig.instance_uuid] = mig
+        for listed in migs:  # the newest record per instance
+            old = latest.get(listed.instance_uuid)
+            if old is None or ((nova_time(listed.created_at), _num(listed.id))
+                               >= (nova_time(old.created_at), _num(old.id))):
+                latest[listed.instance_uuid] = listed
         # only instances already in flight when the listing started: a later one may not be in it yet
         waiting = [i for i in host.instances.values()
                    if i.state == INFLIGHT and i.id not in self.running and i.inflight_since <= started]

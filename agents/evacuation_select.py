@@ -8,7 +8,7 @@ embeds the flavor's extra specs in each server).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, FrozenSet, Iterable, Optional, Sequence
+from typing import Callable, FrozenSet, Iterable, Optional, Sequence, Set, TypedDict
 
 from computeha.ocf_lib.nova import Aggregate, Image, Server
 
@@ -47,8 +47,17 @@ class Decision:
     expect_status: str = "ACTIVE"  # what "back" means: ACTIVE stays ACTIVE, SHUTOFF stays SHUTOFF
 
 
+class _DecisionCommon(TypedDict):
+    """The Decision fields that do not depend on the verdict."""
+
+    server_id: str
+    priority: int
+    disk: str
+    expect_status: str
+
+
 def marked_aggregate_hosts(aggregates: Iterable[Aggregate], marker: str) -> FrozenSet[str]:
-    hosts = set()
+    hosts: Set[str] = set()
     for agg in aggregates:
         if truthy(agg.metadata.get(marker, "")):
             hosts.update(agg.hosts)
@@ -103,7 +112,7 @@ def decide(server: Server, settings: Settings, markers: CloudMarkers) -> Decisio
     """One server's fate; `reason` is what the log says."""
     disk = "volume" if not server.image_id else ("local" if settings.no_shared_storage else "shared")
     expect = "SHUTOFF" if server.status == "SHUTOFF" else "ACTIVE"
-    base = dict(server_id=server.id, priority=priority_of(server), disk=disk, expect_status=expect)
+    base = _DecisionCommon(server_id=server.id, priority=priority_of(server), disk=disk, expect_status=expect)
     if server.status not in EVACUABLE_STATUS:
         return Decision(action=REPORT, reason=f"status {server.status} must not be touched", **base)
     if server.project_id in settings.exclude_projects:

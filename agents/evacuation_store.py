@@ -23,7 +23,6 @@ from typing import Dict, List, Optional
 from computeha.ocf_lib.attrs import CibAttributes, parse_nodes_section  # noqa: F401 (re-exported)
 from computeha.ocf_lib.state import StateDir
 
-
 # The all-nodes read now lives in the library; the old names stay for the engine and tests.
 CibRecords = CibAttributes
 

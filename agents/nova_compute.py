@@ -117,7 +117,8 @@ class NovaCompute(ocf.OcfAgent):
             "enabled if Instance HA disabled it, and the record cleared. If the evacuation is still running, "
             "start does not wait inside the action (that would hold back Pacemaker's reaction to other "
             "failures): it hands the sequence to a background process bounded by the start timeout and returns; "
-            "monitor reports the resource running meanwhile and that process's failure as an error. Stop never stops instances. Monitor checks "
+            "monitor reports the resource running meanwhile and that process's failure as an error. "
+            "Stop never stops instances. Monitor checks "
             "the process; at depth 10 also that Nova reports the service up. A crashed nova-compute is reported "
             "as not running so that Pacemaker restarts it on the same node: nothing here requests an evacuation."),
         version="0.1.0",
@@ -318,6 +319,7 @@ class NovaCompute(ocf.OcfAgent):
 
     def monitor_nova(self, ctx: ocf.OcfContext) -> int:
         from computeha.ocf_lib.nova import NovaError
+
         from .return_to_service import service_up
         host = self.host(ctx)
         try:
@@ -340,6 +342,7 @@ def returner_main() -> None:
     """Entry point of the return-to-service process (see NovaCompute.launch_returner)."""
     import os
     import sys
+
     from computeha.ocf_lib.state import StateDir, rsctmp
     env = dict(os.environ)
     with open(os.devnull, "w") as devnull:

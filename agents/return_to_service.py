@@ -33,8 +33,17 @@ from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib.attrs import ClusterAttributeError, NodeAttributes
 from computeha.ocf_lib.deadline import Deadline, DeadlineExceeded
 from computeha.ocf_lib.exitcodes import AgentError, Ocf
-from computeha.ocf_lib.nova import (Migration, Nova, NovaAuthError, NovaBadRequest, NovaError, NovaForbidden,
-                                    NovaUnavailable, Service, in_progress)
+from computeha.ocf_lib.nova import (
+    Migration,
+    Nova,
+    NovaAuthError,
+    NovaBadRequest,
+    NovaError,
+    NovaForbidden,
+    NovaUnavailable,
+    Service,
+    in_progress,
+)
 
 from .compute_service import ComputeService
 
@@ -114,7 +123,8 @@ class ReturnToService:
         record = self.record()
         if self.fenced(record, svc):
             self.log.info("%s was fenced (record %s, forced_down=%s, status=%s): returning it to service",
-                          self.host, "unreadable" if record is _UNREADABLE else (record.format() if record else "unset"),
+                          self.host,
+                          "unreadable" if record is _UNREADABLE else (record.format() if record else "unset"),
                           svc.forced_down, svc.status)
             self._wait_evacuation_finished(deadline)
         # Nova says "up" for service_down_time after the last heartbeat, even of a nova-compute that

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 _UNITS = {"": 1, "s": 1, "sec": 1, "ms": 0.001, "msec": 0.001, "m": 60, "min": 60, "h": 3600, "hr": 3600}
 _DUR = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$")
@@ -48,12 +48,14 @@ def canonical(root: ET.Element) -> Dict[str, Any]:
     out["properties"] = _nv(crm_config, "cluster_property_set") if crm_config is not None else {}
     defaults = conf.find("rsc_defaults")
     out["rsc_defaults"] = _nv(defaults, "meta_attributes") if defaults is not None else {}
-    nodes = {}
+    # keyed by the XML attributes as read: None when an element lacks one
+    nodes: Dict[Optional[str], Tuple[Any, ...]] = {}
     for node in conf.iterfind("nodes/node"):
         remote = node.get("type") == "remote"
-        nodes[node.get("uname")] = ("remote" if remote else node.get("id"), tuple(sorted(_nv(node, "instance_attributes").items())))
+        nodes[node.get("uname")] = ("remote" if remote else node.get("id"),
+                                    tuple(sorted(_nv(node, "instance_attributes").items())))
     out["nodes"] = nodes
-    resources: Dict[str, Any] = {}
+    resources: Dict[Optional[str], Tuple[Any, ...]] = {}
     for rsc in conf.findall("resources/*"):
         if rsc.tag == "primitive":
             resources[rsc.get("id")] = _primitive(rsc)
@@ -62,13 +64,14 @@ def canonical(root: ET.Element) -> Dict[str, Any]:
             assert child is not None
             resources[child.get("id")] = _primitive(child, rsc.get("id", ""), _nv(rsc, "meta_attributes"))
     out["resources"] = resources
-    constraints = set()
+    constraints: Set[Tuple[Any, ...]] = set()
     for con in conf.findall("constraints/*"):
         if con.tag == "rsc_location" and con.get("node"):
             constraints.add(("location", con.get("rsc"), con.get("node"), con.get("score")))
         elif con.tag == "rsc_location":
             for rule in con.findall("rule"):
-                exprs = frozenset((e.get("attribute"), e.get("operation"), e.get("value")) for e in rule.iter("expression"))
+                exprs = frozenset((e.get("attribute"), e.get("operation"), e.get("value"))
+                                  for e in rule.iter("expression"))
                 score = "-INFINITY" if rule.get("score") in ("-INFINITY", "-inf") else rule.get("score")
                 constraints.add(("rule", con.get("rsc"), con.get("resource-discovery", "always"), score, exprs))
         elif con.tag == "rsc_order":

@@ -70,7 +70,7 @@ def hosts_from_cib(cib_text: str, role_attribute: str = "computeha-role") -> Lis
     records: Dict[str, rec.EvacuationRecord] = {}
     ids: Dict[str, str] = {}
     for node in root.iterfind("configuration/nodes/node"):
-        name = node.get("uname") or node.get("id", "")
+        name = node.get("uname") or node.get("id") or ""
         ids[node.get("id", "")] = name
         for nv in node.iterfind("instance_attributes/nvpair"):
             if nv.get("name") == rec.ATTRIBUTE:

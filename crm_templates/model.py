@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypedDict, Union
 
 # Pacemaker ids are XML IDs: a letter or underscore first, then letters, digits, . _ -
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -82,6 +82,9 @@ class Cloud:
     region_name: Optional[str] = None
     endpoint_type: Optional[str] = None
     insecure: bool = False
+
+
+_Node = Union[Controller, Compute]
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,14 @@ _CLOUD_FIELDS = ("cloud", "clouds_yaml", "auth_url", "username", "password", "pa
                  "user_domain", "project_domain", "region_name", "endpoint_type", "insecure")
 
 
+class _CloudCommon(TypedDict):
+    """The Cloud fields read the same way for a clouds.yaml entry and explicit credentials."""
+
+    region_name: Optional[str]
+    endpoint_type: Optional[str]
+    insecure: bool
+
+
 def _cloud(problems: List[str], data: Any) -> Cloud:
     r = _Reader(problems, "cloud", data, _CLOUD_FIELDS)
     if not r.ok:
@@ -298,8 +309,8 @@ def _cloud(problems: List[str], data: Any) -> Cloud:
     if endpoint_type is not None and endpoint_type not in ("public", "internal", "admin",
                                                            "publicURL", "internalURL", "adminURL"):
         problems.append(f"cloud.endpoint_type: {endpoint_type!r} is not one of public, internal, admin")
-    common = dict(region_name=r.string("region_name"), endpoint_type=endpoint_type,
-                  insecure=r.boolean("insecure", False))
+    common = _CloudCommon(region_name=r.string("region_name"), endpoint_type=endpoint_type,
+                          insecure=r.boolean("insecure", False))
     if name is not None:
         if explicit:
             problems.append(f"cloud.{explicit[0]}: set either cloud (a clouds.yaml entry) or explicit credentials, "
@@ -427,12 +438,14 @@ def load_site(data: Any) -> Site:
     kdump = _kdump(problems, r.data.get("fence_kdump"))
     agents_r = _Reader(problems, "agents", r.data.get("agents") or {}, ("provider", "fence_ipmi", "fence_compute"))
     agents = Agents(provider=str(agents_r.string("provider", default="computeha", pattern=_ID, what="a provider name")),
-                    fence_ipmi=str(agents_r.string("fence_ipmi", default="fence_ipmi", pattern=_ID, what="an agent name")),
+                    fence_ipmi=str(agents_r.string("fence_ipmi", default="fence_ipmi", pattern=_ID,
+                                                   what="an agent name")),
                     fence_compute=str(agents_r.string("fence_compute", default="fence_compute", pattern=_ID,
                                                       what="an agent name")))
     site_kwargs: Dict[str, Any] = dict(
         reserved=_reserved(problems, r.data.get("reserved_hosts")),
-        control_plane_services=tuple(_checked_ids(problems, "control_plane_services", r.strings("control_plane_services"))),
+        control_plane_services=tuple(_checked_ids(problems, "control_plane_services",
+                                                  r.strings("control_plane_services"))),
         role_attribute=str(r.string("role_attribute", default="computeha-role", pattern=_ID, what="an attribute name")),
         recheck_interval=r.duration("recheck_interval", "1min"),
         remote_port=int(r.integer("remote_port", 3121, minimum=1, maximum=65535) or 3121),
@@ -460,7 +473,8 @@ def _checked_ids(problems: List[str], key: str, names: Tuple[str, ...]) -> List[
 def _cross_checks(problems: List[str], controllers: List[Controller], computes: List[Compute],
                   reserved: Tuple[str, ...]) -> None:
     seen: Dict[str, str] = {}
-    for kind, nodes in (("controllers", controllers), ("computes", computes)):
+    groups: Tuple[Tuple[str, Sequence[_Node]], ...] = (("controllers", controllers), ("computes", computes))
+    for kind, nodes in groups:
         for i, node in enumerate(nodes):
             path = f"{kind}[{i}].name"
             if node.name in seen:
@@ -487,7 +501,8 @@ def _cross_checks(problems: List[str], controllers: List[Controller], computes: 
 def inline_secrets(site: Site) -> List[str]:
     """Paths of passwords given inline (validate warns about them)."""
     found = []
-    for kind, nodes in (("controllers", site.controllers), ("computes", site.computes)):
+    groups: Tuple[Tuple[str, Sequence[_Node]], ...] = (("controllers", site.controllers), ("computes", site.computes))
+    for kind, nodes in groups:
         for i, node in enumerate(nodes):
             if node.bmc is not None and node.bmc.password.is_inline:
                 found.append(f"{kind}[{i}].bmc.password")

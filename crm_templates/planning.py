@@ -128,8 +128,8 @@ def capacity(placement: Placement, services: List[Any], failed_host: str,
 
 
 def plan(host: str, site: Optional[Site], nova: Any = None, placement: Optional[Placement] = None) -> Plan:
-    from computeha.agents.evacuation_params import Settings
     from computeha.agents import evacuation_select as sel
+    from computeha.agents.evacuation_params import Settings
     from computeha.ocf_lib.nova import NovaError
 
     values = _agent_values(site)

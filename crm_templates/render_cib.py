@@ -8,8 +8,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Iterable, Optional
 
-from .objects import (DEFAULTS_SET, PROPERTY_SET, Avoid, Clone, Config, Nv, Order, Primitive,
-                      RuleLocation)
+from .objects import DEFAULTS_SET, PROPERTY_SET, Avoid, Clone, Config, Nv, Order, Primitive, RuleLocation
 
 VALIDATE_WITH = "pacemaker-3.9"  # Pacemaker 2.1.5 (Debian 12); newer releases upgrade it in place
 CRM_FEATURE_SET = "3.16.1"
@@ -153,7 +152,8 @@ def merge(base: ET.Element, config: Config) -> ET.Element:
     if levels:
         topology = section("fencing-topology")
         for level in levels:
-            for old in topology.findall(f"fencing-level[@target='{level.get('target')}'][@index='{level.get('index')}']"):
+            xpath = f"fencing-level[@target='{level.get('target')}'][@index='{level.get('index')}']"
+            for old in topology.findall(xpath):
                 topology.remove(old)
             topology.append(level)
     # keep Pacemaker's section order: fencing-topology before rsc_defaults

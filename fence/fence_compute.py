@@ -134,8 +134,9 @@ class Conn:
             plug = self.ctx.plug.strip()
             if plug and plug not in HostMapper.from_values((), self.ctx.values).host_map:
                 # the usual case costs one request: the plug is a Nova host name (exact match wins)
-                assert self.nova is not None
-                found = self.retry(f"reading the compute service of {plug}", lambda: self.nova.compute_services(plug))
+                nova = self.nova
+                assert nova is not None
+                found = self.retry(f"reading the compute service of {plug}", lambda: nova.compute_services(plug))
                 if len(found) == 1:
                     self.services[plug] = found[0]
                     self._target = Target(node=self.ctx.nodename or plug, host=plug)
@@ -156,18 +157,20 @@ class Conn:
         if fresh_lookup and target.host in self.services:
             return self.services[target.host]  # read just now by the lookup
         if fresh or target.host not in self.services:
-            assert self.nova is not None
+            nova = self.nova
+            assert nova is not None
             found = self.retry(f"reading the compute service of {target.host}",
-                               lambda: self.nova.compute_services(target.host))
+                               lambda: nova.compute_services(target.host))
             if len(found) != 1:  # never take [0] of an unexpected answer
                 raise FenceError(f"Nova lists {len(found)} nova-compute services for {target.host}")
             self.services[target.host] = found[0]
         return self.services[target.host]
 
     def record(self) -> Optional[rec.EvacuationRecord]:
-        assert self.attrs is not None
+        attrs = self.attrs
+        assert attrs is not None
         node = self.target().node
-        return rec.parse(self.retry(f"reading {rec.ATTRIBUTE} of {node}", lambda: self.attrs.get(node, rec.ATTRIBUTE)))
+        return rec.parse(self.retry(f"reading {rec.ATTRIBUTE} of {node}", lambda: attrs.get(node, rec.ATTRIBUTE)))
 
 
 class FenceCompute(FenceAgent):
@@ -250,6 +253,7 @@ class FenceCompute(FenceAgent):
     def check(self, ctx: FenceContext, conn: Conn) -> None:
         if conn.disabled:
             return
+        assert conn.nova is not None  # None only when disabled (record_only off)
         conn.retry("checking Keystone and Nova", conn.nova.check)
 
     def list_targets(self, ctx: FenceContext, conn: Conn) -> Dict[str, str]:
@@ -288,8 +292,8 @@ class FenceCompute(FenceAgent):
 
     def _fence(self, ctx: FenceContext, conn: Conn) -> None:
         target = conn.target()
-        nova = conn.nova
-        assert nova is not None and conn.attrs is not None
+        nova, attrs = conn.nova, conn.attrs
+        assert nova is not None and attrs is not None
         now = self.clock()
         svc = conn.service(fresh=False)
         reason = rec.disabled_reason(f"fenced {_iso(now)} by {self.who}; evacuation requested")
@@ -319,7 +323,7 @@ class FenceCompute(FenceAgent):
         sub = ctx.deadline.sub(max(1.0, ctx.deadline.remaining() - 0.5))
         try:
             conn.retry(f"recording the evacuation of {target.node}",
-                       lambda: set_and_confirm(conn.attrs, target.node, rec.ATTRIBUTE, value, sub))
+                       lambda: set_and_confirm(attrs, target.node, rec.ATTRIBUTE, value, sub))
         except DeadlineExceeded as err:
             raise FenceError(f"recording the evacuation of {target.node}: {err}") from None
         ctx.log.info("fenced %s (nova host %s): forced down, disabled, evacuation requested", target.node,

@@ -31,10 +31,11 @@ class Deadline:
         self.end = clock() + self.total
 
     @classmethod
-    def for_action(cls, timeout_s: float, **kwargs: Callable) -> "Deadline":
+    def for_action(cls, timeout_s: float, clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> "Deadline":
         """The usable part of an action timeout: timeout minus a margin."""
         margin = min(MARGIN_MAX, max(MARGIN_MIN, timeout_s * MARGIN_FRACTION))
-        return cls(max(timeout_s - margin, min(timeout_s, 0.5)), **kwargs)
+        return cls(max(timeout_s - margin, min(timeout_s, 0.5)), clock=clock, sleep=sleep)
 
     def remaining(self) -> float:
         return max(0.0, self.end - self._clock())

@@ -93,7 +93,7 @@ class FenceContext:
     deadline: Deadline
     log: logging.Logger
     runner: Runner
-    extra: dict = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
 
 
 class FenceAgent:
@@ -260,7 +260,7 @@ def parse_argv(args: Sequence[str], table: ParamTable) -> FenceInput:
 
 def run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: TextIO = sys.stdin,
         stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,
-        runner_factory=Runner, clock: Callable[[], float] = time.monotonic,
+        runner_factory: Callable[[Mapping[str, str]], Runner] = Runner, clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep) -> int:
     """Run one fence action; returns 0, 1 or 2 and never raises. clock/sleep time every wait (tests: fake)."""
     try:
@@ -279,7 +279,8 @@ def _fail(log: logging.Logger, message: str) -> int:
 
 
 def _run(agent: FenceAgent, argv: Sequence[str], env: Mapping[str, str], stdin: TextIO, stdout: TextIO,
-         stderr: TextIO, runner_factory, clock: Callable[[], float], sleep: Callable[[float], None]) -> int:
+         stderr: TextIO, runner_factory: Callable[[Mapping[str, str]], Runner], clock: Callable[[], float],
+         sleep: Callable[[float], None]) -> int:
     table = agent.full_table()
     if len(argv) > 1:
         inp = parse_argv(argv[1:], table)

@@ -16,10 +16,14 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlparse
 
 from .params import Kind, Param, ParamTable, Problem, Values
+
+if TYPE_CHECKING:  # keystoneauth1 stays a lazy import at run time
+    from keystoneauth1.identity.base import BaseIdentityPlugin
+    from keystoneauth1.session import Session
 
 # endpoint_type spellings of the legacy agents (publicURL ...) and of clouds.yaml (public ...)
 _INTERFACES = {"public": "public", "publicurl": "public", "internal": "internal", "internalurl": "internal",
@@ -187,8 +191,9 @@ class AuthConfig:
             return get(name) not in (None, "")
 
         base = cls(auth_url="")
-        if get("cloud"):
-            base = load_cloud(get("cloud"), get("clouds_yaml") or "")
+        cloud = get("cloud")
+        if cloud:
+            base = load_cloud(cloud, get("clouds_yaml") or "")
         interface = base.interface
         if given("endpoint_type") or not get("cloud"):
             interface = _INTERFACES.get(str(get("endpoint_type") or "internal").strip().lower(), "internal")
@@ -317,12 +322,13 @@ def _project_scope(config: AuthConfig) -> _Scope:
     return _Scope(project_name=config.project_name, project_domain_name=config.project_domain)
 
 
-def make_session(config: AuthConfig):
+def make_session(config: AuthConfig) -> Session:
     """The keystoneauth1 session: v3 auth plugin, TLS verification, (connect, read) timeouts."""
     from keystoneauth1 import session as ks_session  # lazy
     from keystoneauth1.identity import v3
 
     scope = _project_scope(config)
+    plugin: BaseIdentityPlugin
     if config.method == "application_credential":
         plugin = v3.ApplicationCredential(auth_url=config.auth_url,
                                           application_credential_id=config.application_credential_id,
@@ -346,7 +352,7 @@ def make_session(config: AuthConfig):
         TokenCache(config.token_cache).load(plugin)
     sess = ks_session.Session(auth=plugin, verify=config.verify, user_agent="computeha")
     # keystoneauth1 stores one float; requests also takes a (connect, read) pair
-    sess.timeout = (config.connect_timeout, config.api_timeout)
+    sess.timeout = (config.connect_timeout, config.api_timeout)  # type: ignore[assignment]  # keystoneauth1 annotates a float
     return sess
 
 
@@ -364,7 +370,7 @@ class TokenCache:
         self.directory = directory
         self.loaded = ""
 
-    def _path(self, plugin) -> Optional[str]:
+    def _path(self, plugin: BaseIdentityPlugin) -> Optional[str]:
         try:
             cache_id = plugin.get_cache_id()
         except Exception:
@@ -383,7 +389,7 @@ class TokenCache:
             return False
         return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
-    def load(self, plugin) -> bool:
+    def load(self, plugin: BaseIdentityPlugin) -> bool:
         path = self._path(plugin)
         if not path or not self._private_dir(create=False):
             return False
@@ -396,7 +402,7 @@ class TokenCache:
         self.loaded = data
         return True
 
-    def store(self, plugin) -> bool:
+    def store(self, plugin: BaseIdentityPlugin) -> bool:
         """Write the plugin's current state if it changed (a new token was issued)."""
         path = self._path(plugin)
         if not path:
@@ -423,7 +429,7 @@ class TokenCache:
         return True
 
 
-def store_token(session, config: AuthConfig) -> None:
+def store_token(session: Any, config: AuthConfig) -> None:
     """After a successful authenticated request: keep the token for the next run."""
     if config.token_cache and getattr(session, "auth", None) is not None:
         TokenCache(config.token_cache).store(session.auth)

@@ -15,8 +15,21 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .deadline import Deadline
-from .nova import (Aggregate, Image, Migration, NovaAuthError, NovaBadRequest, NovaConflict, NovaError,
-                   NovaForbidden, NovaNotFound, NovaUnavailable, Server, Service, nova_time)
+from .nova import (
+    Aggregate,
+    Image,
+    Migration,
+    NovaAuthError,
+    NovaBadRequest,
+    NovaConflict,
+    NovaError,
+    NovaForbidden,
+    NovaNotFound,
+    NovaUnavailable,
+    Server,
+    Service,
+    nova_time,
+)
 from .nova_auth import AuthConfig, make_session, parse_microversion, store_token
 
 MV_FORCE_DOWN_BY_HOST = (2, 11)  # PUT /os-services/force-down (2.11-2.52)
@@ -157,7 +170,7 @@ class NovaClient:
         return self._endpoints[service_type]
 
     def _call(self, method: str, path: str, what: str, mv: Optional[Tuple[int, int]] = None,
-              body: Optional[dict] = None, params: Optional[Mapping[str, Any]] = None,
+              body: Optional[Dict[str, Any]] = None, params: Optional[Mapping[str, Any]] = None,
               service_type: str = "compute") -> Any:
         url = path if path.startswith("http") else self.endpoint(service_type) + path
         headers = {"Accept": "application/json"}
@@ -286,9 +299,9 @@ class NovaClient:
 
     def _pages(self, path: str, key: str, what: str, mv: Optional[Tuple[int, int]], params: Mapping[str, Any],
                service_type: str = "compute", max_pages: int = 1000,
-               enough: Optional[Callable[[List[dict]], bool]] = None) -> List[dict]:
+               enough: Optional[Callable[[List[Dict[str, Any]]], bool]] = None) -> List[Dict[str, Any]]:
         """Every page of a listing, or fewer: `enough(page)` true ends it after that page."""
-        items: List[dict] = []
+        items: List[Dict[str, Any]] = []
         doc = self._call("GET", path, what, mv, params=params, service_type=service_type)
         for _ in range(max_pages):
             page = doc.get(key) or []
@@ -326,14 +339,14 @@ class NovaClient:
                    created_after: Optional[float] = None) -> List[Migration]:
         mv = self._mv(MV_MIGRATIONS)
         params: Dict[str, Any] = {}
-        enough: Optional[Callable[[List[dict]], bool]] = None
+        enough: Optional[Callable[[List[Dict[str, Any]]], bool]] = None
         if created_after is not None and mv >= MV_CHANGES_SINCE:
             # 2.59+ lists newest first: small pages, and stop at the first page reaching back before
             # created_after. A host's evacuation history only grows (every failure adds one record per
             # instance), and listing all of it on every confirmation poll costs nova-api more each time.
             params["limit"] = MIGRATION_PAGE
 
-            def reaches_back(page: List[dict], bound: float = created_after) -> bool:
+            def reaches_back(page: List[Dict[str, Any]], bound: float = created_after) -> bool:
                 oldest = nova_time(str(page[-1].get("created_at") or "")) if page else 0.0
                 return not page or 0 < oldest < bound
             enough = reaches_back
@@ -378,7 +391,7 @@ class NovaClient:
                 for a in doc.get("aggregates") or []]
 
 
-def _next_link(doc: dict, key: str, image_base: str) -> str:
+def _next_link(doc: Dict[str, Any], key: str, image_base: str) -> str:
     if key == "images":
         nxt = doc.get("next") or ""
         if nxt and not nxt.startswith("http"):

@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, List, Mapping, Sequence, TextIO
+from typing import Any, Callable, Dict, List, Mapping, Sequence, TextIO, Tuple
 
 from . import log as ocflog
 from .deadline import Deadline, DeadlineExceeded, ocf_timeout
@@ -52,7 +52,7 @@ class OcfContext:
     log: logging.Logger
     runner: Runner
     node: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_probe(self) -> bool:
@@ -92,7 +92,7 @@ class OcfAgent:
         return ctx.state.exists("active")
 
     # --- protocol ---------------------------------------------------------------
-    def actions(self) -> tuple:
+    def actions(self) -> Tuple[str, ...]:
         return CORE_ACTIONS
 
     def usage(self) -> str:

@@ -50,7 +50,8 @@ from tests.integration.evacuate_proxy import NovaProxy
 from tests.integration.nova_rig_helpers import adapter
 from tests.rig.openstack.cloud import OpenStackRig
 from tests.rig.openstack.configs import read_cloud
-from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
+from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV
+from tests.unit.evacuation_test_worker import FileAttrsNovaEvacuate
 
 HOST = "compute-0"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -307,7 +308,8 @@ def run_proxy(rig: OpenStackRig, n: int, latency: float, concurrency: int, tmp: 
         # read after the run, not during it: scanning the log each pass costs the engine (same process) CPU
         ok = sorted(t for t, m, p, st in list(proxy.log) if m == "POST" and p.endswith("/action") and st == 200)
         accepted_at: Optional[float] = ok[n - 1] if len(ok) >= n else None
-    return {"n": n, "concurrency": concurrency, "latency": latency, "accepted_seconds": (accepted_at - t0) if accepted_at else None,
+    return {"n": n, "concurrency": concurrency, "latency": latency,
+            "accepted_seconds": (accepted_at - t0) if accepted_at else None,
             "posts": posts,
             "all_done_seconds": time.time() - t0, "record": attrs.get(HOST, er.ATTRIBUTE),
             "ideal": n * latency / concurrency, "serial_floor": n * latency,
@@ -404,7 +406,8 @@ def print_table(results: dict) -> None:
             if v.get("first_call") is not None:
                 notes.append(f"first call {v['first_call']:.2f}s after flag")
             if v.get("peak_rss_kb"):
-                notes.append(f"worker RSS idle {v['idle_rss_kb'] / 1024:.0f} MiB, peak {v['peak_rss_kb'] / 1024:.0f} MiB")
+                notes.append(f"worker RSS idle {v['idle_rss_kb'] / 1024:.0f} MiB, "
+                             f"peak {v['peak_rss_kb'] / 1024:.0f} MiB")
             if v.get("accepted") is not None:
                 notes.append(f"all accepted after {v['accepted']:.1f}s")
             if v.get("load") is not None:

@@ -76,7 +76,6 @@ def main(argv=None) -> int:
     from tests.fakes.file_attributes import ENV as ATTRS_ENV
     from tests.integration.nova_rig_helpers import admin_credentials
     from tests.rig.openstack.cloud import OpenStackRig
-
     from tests.rig.openstack.fixture import _lock_session
 
     rig = OpenStackRig()
@@ -85,7 +84,8 @@ def main(argv=None) -> int:
         raise SystemExit("another session holds the OpenStack rig lock")
     rig.up(say=lambda m: None)
     creds = admin_credentials(rig)
-    nova = NovaClient.from_config(AuthConfig.from_values({"cloud": rig.cloud_name, "clouds_yaml": str(rig.clouds_yaml)}))
+    nova = NovaClient.from_config(AuthConfig.from_values({"cloud": rig.cloud_name,
+                                                          "clouds_yaml": str(rig.clouds_yaml)}))
     host = args.host
     workdir = tempfile.mkdtemp(prefix="bench-fc-")
     attrs_file = os.path.join(workdir, "attrs.json")
@@ -147,7 +147,8 @@ def main(argv=None) -> int:
         print(f"{measure:<10} {ours:>7.2f} ({min(by['ours']):.2f}-{max(by['ours']):.2f}) "
               f"{ref:>7.2f} ({min(by['reference']):.2f}-{max(by['reference']):.2f}) {ours / ref:>6.2f}x")
     notes = {"off cold": "no cached Keystone token on either side", "off warm": "after a status run (token cached)"}
-    emit([Row("fence_compute", f"{measure} on {host}", statistics.median(by["ours"]), statistics.median(by["reference"]),
+    emit([Row("fence_compute", f"{measure} on {host}", statistics.median(by["ours"]),
+              statistics.median(by["reference"]),
               reference_name="fence-agents fence_compute", max_ratio=GOAL if measure.startswith("off") else None,
               note="; ".join(x for x in (notes.get(measure, ""), f"median of {reps}") if x))
           for measure, by in results.items()], f"fence_compute vs fence-agents' on {host}")

@@ -166,7 +166,7 @@ def format_table(rows: List[dict], ours_name: str, ref_name: str) -> str:
         lines.append((f"{r['measure']} (n={len(r['ours'])})", cell(r["ours"]),
                       cell(r["reference"]), f"{ratio:.1f}x"))
     widths = [max(len(line[i]) for line in lines) for i in range(4)]
-    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out) + "\nseconds: median (min-max)"
 

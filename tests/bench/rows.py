@@ -86,7 +86,7 @@ def table(rows: Iterable[dict], with_bench: bool = True) -> str:
             r.get("goal") or "-", _met(r.get("met")), r.get("note", "")]
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 

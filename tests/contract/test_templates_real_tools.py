@@ -259,8 +259,10 @@ def agents_installed(tmp_path_factory):
     os.chmod(root, 0o755)
     site = pkgtree.build(root / "site")
     variables = dict(PYTHON=sys.executable, OCF_ROOT="/usr/lib/ocf", SBINDIR="/usr/sbin", PROVIDER=TEST_PROVIDER,
-                     OCF_AGENTS="NovaEvacuate=computeha.agents.nova_evacuate NovaCompute=computeha.agents.nova_compute",
-                     FENCE_AGENTS=f"{TEST_IPMI}=computeha.fence.fence_ipmi {TEST_COMPUTE}=computeha.fence.fence_compute")
+                     OCF_AGENTS="NovaEvacuate=computeha.agents.nova_evacuate "
+                                "NovaCompute=computeha.agents.nova_compute",
+                     FENCE_AGENTS=f"{TEST_IPMI}=computeha.fence.fence_ipmi "
+                                  f"{TEST_COMPUTE}=computeha.fence.fence_compute")
     proc = make_install("install", site, **variables)
     assert proc.returncode == 0, proc.stderr
     try:

@@ -31,8 +31,20 @@ import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from computeha.ocf_lib.nova import (Aggregate, Image, Migration, NovaAuthError, NovaBadRequest, NovaConflict,
-                                    NovaError, NovaNotFound, NovaUnavailable, Server, Service, nova_time)
+from computeha.ocf_lib.nova import (
+    Aggregate,
+    Image,
+    Migration,
+    NovaAuthError,
+    NovaBadRequest,
+    NovaConflict,
+    NovaError,
+    NovaNotFound,
+    NovaUnavailable,
+    Server,
+    Service,
+    nova_time,
+)
 
 WRITE_METHODS = frozenset({"force_down", "set_enabled", "force_down_and_disable", "evacuate"})
 _STEPS = ("accepted", "pre-migrating", "done")

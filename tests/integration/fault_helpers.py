@@ -119,7 +119,7 @@ def restore(rig) -> None:
         updated = getattr(rig.compute_service(host), "updated_at", "") or ""
         return nova_time(updated) > since
     for host in rig.compute_hosts:
-        wait_for(lambda: beat(host), 90, f"a fresh heartbeat of {host}", interval=0.5)
+        wait_for(lambda host=host: beat(host), 90, f"a fresh heartbeat of {host}", interval=0.5)
 
 
 class EngineThread:

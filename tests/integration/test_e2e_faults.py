@@ -154,7 +154,8 @@ def test_bmc_that_keeps_the_power_on_fails_the_fence(stack: Stack, fault_report)
         rec = stack.recover(host, servers, lambda: stack.bmc_fault(host), already=base.fenced, timeout=TIMEOUT)
         assert_recovered_once(stack, host, servers)
         fault_report.observe(f"{failures} failed fence(s) while the power stayed on, 0 evacuations, guest still "
-                             f"running on {host}; fencer log: '{errors[-1][:110]}'; BMC fixed: fenced at {rec.at('fenced'):.0f} s, ACTIVE "
+                             f"running on {host}; fencer log: '{errors[-1][:110]}'; "
+                             f"BMC fixed: fenced at {rec.at('fenced'):.0f} s, ACTIVE "
                              f"elsewhere at {rec.at('all_active'):.0f} s, 1 evacuation, 0 zombies")
     finally:
         stack.bmc_fault(host)

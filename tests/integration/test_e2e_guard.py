@@ -191,6 +191,6 @@ def test_a_stale_cloud_holds_evacuation_until_nova_sees_its_computes(stack: Stac
         stack.cloud.delete_servers(servers)
         stack.cluster.restore_all()
         # the next scenario starts with every Nova service consuming its queue again
-        wait_for("Nova's services consuming their queues again", lambda: stack.cloud.nova_subscribed(stack.cloud.compute_hosts),
-                 TIMEOUT, interval=1)
+        wait_for("Nova's services consuming their queues again",
+                 lambda: stack.cloud.nova_subscribed(stack.cloud.compute_hosts), TIMEOUT, interval=1)
     stack.wait_ready(after=time.time())

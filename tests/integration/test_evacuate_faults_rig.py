@@ -31,11 +31,23 @@ from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.nova_auth import AuthConfig, make_session
 from computeha.ocf_lib.state import StateDir
-from tests.integration.fault_helpers import (SOURCE, EngineThread, FaultProxy, assert_recovered, fence, issued,
-                                             migrations_from, outcome, restore, taken_by_compute, wait_for,
-                                             with_migration)
+from tests.integration.fault_helpers import (
+    SOURCE,
+    EngineThread,
+    FaultProxy,
+    assert_recovered,
+    fence,
+    issued,
+    migrations_from,
+    outcome,
+    restore,
+    taken_by_compute,
+    wait_for,
+    with_migration,
+)
 from tests.integration.nova_rig_helpers import adapter
-from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
+from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV
+from tests.unit.evacuation_test_worker import FileAttrsNovaEvacuate
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]
 
@@ -302,7 +314,8 @@ def test_rabbitmq_restart(cloud, attrs, tmp_path, fault_report):
     assert_recovered(out)
     assert done_before < N
     observe(fault_report, f"RabbitMQ down {down:.1f} s (stop took {stopped:.1f} s) with {done_before}/{N} "
-            f"evacuations finished and {under_way} rebuilding; Nova's services consumed again {resubscribed:.0f} s after the stop; "
+            f"evacuations finished and {under_way} rebuilding; "
+            f"Nova's services consumed again {resubscribed:.0f} s after the stop; "
             f"{gate['refused']} evacuate call(s) answered 503 meanwhile; {out.summary()}; run {run.seconds:.1f} s")
 
 

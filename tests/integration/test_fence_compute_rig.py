@@ -111,7 +111,8 @@ def agent(rig, tmp_path):
 
 @pytest.fixture
 def nova(rig):
-    return NovaClient.from_config(AuthConfig.from_values({"cloud": rig.cloud_name, "clouds_yaml": str(rig.clouds_yaml)}))
+    return NovaClient.from_config(AuthConfig.from_values({"cloud": rig.cloud_name,
+                                                          "clouds_yaml": str(rig.clouds_yaml)}))
 
 
 def _svc(nova, host: str = HOST):

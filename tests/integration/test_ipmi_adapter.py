@@ -17,8 +17,15 @@ from typing import Callable
 
 import pytest
 
-from computeha.ocf_lib.ipmi import (BmcTarget, IpmiAuthError, IpmiError, IpmiProtocolError,
-                                    IpmiTimeout, IpmiUnreachable, open_session)
+from computeha.ocf_lib.ipmi import (
+    BmcTarget,
+    IpmiAuthError,
+    IpmiError,
+    IpmiProtocolError,
+    IpmiTimeout,
+    IpmiUnreachable,
+    open_session,
+)
 from tests.rig.bmc import bmcrig
 
 pytestmark = [pytest.mark.integration, pytest.mark.ipmi]

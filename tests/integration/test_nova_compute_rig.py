@@ -23,8 +23,8 @@ from typing import Dict, List
 
 import pytest
 
-from computeha.agents.compute_service import ChildProcess
 from computeha.agents import evacuation_worker as worker
+from computeha.agents.compute_service import ChildProcess
 from computeha.agents.nova_compute import RETURN_PIDFILE, RETURN_RESULT, RETURNER_ENV, NovaCompute
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf

@@ -27,7 +27,8 @@ from computeha.ocf_lib import ocf
 from computeha.ocf_lib.state import StateDir
 from tests.integration.evacuate_proxy import NovaProxy
 from tests.integration.nova_rig_helpers import adapter, fence
-from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
+from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV
+from tests.unit.evacuation_test_worker import FileAttrsNovaEvacuate
 
 pytestmark = [pytest.mark.integration, pytest.mark.openstack]
 

@@ -32,7 +32,7 @@ def build(dest: Path) -> Path:
                 shutil.copy2(entry, target / entry.name)
             elif entry.is_dir() and entry.name in ("schemas", "templates"):
                 shutil.copytree(entry, target / entry.name, dirs_exist_ok=True)
-    for root, dirs, files in os.walk(dest):
+    for root, _dirs, files in os.walk(dest):
         os.chmod(root, 0o755)
         for name in files:
             os.chmod(os.path.join(root, name), 0o644)

@@ -28,7 +28,7 @@ def expected_sections() -> dict[str, str]:
 def render(text: str) -> str:
     for name, table in expected_sections().items():
         pattern = re.compile(rf"(<!-- params:{re.escape(name)} -->\n).*?(<!-- /params:{re.escape(name)} -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+        text = pattern.sub(lambda m, table=table: m.group(1) + table + m.group(2), text)
     return text
 
 

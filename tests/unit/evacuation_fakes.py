@@ -14,8 +14,17 @@ import time
 from dataclasses import replace
 from typing import Dict, List, Optional
 
-from computeha.ocf_lib.nova import (Aggregate, Image, Migration, NovaBadRequest, NovaNotFound, NovaUnavailable,
-                                    Server, Service, nova_time)
+from computeha.ocf_lib.nova import (
+    Aggregate,
+    Image,
+    Migration,
+    NovaBadRequest,
+    NovaNotFound,
+    NovaUnavailable,
+    Server,
+    Service,
+    nova_time,
+)
 
 
 def _now_iso(t: float) -> str:

@@ -86,7 +86,7 @@ def cib_with_records(path: Path, records: dict, progress: dict) -> None:
                                         check=True, timeout=30).stdout)
     nodes = root.find("configuration/nodes")
     status = root.find("status")
-    for i, (node, value) in enumerate(records.items(), 1):
+    for node, value in records.items():
         element = ET.SubElement(nodes, "node", id=node, uname=node, type="remote")
         attrs = ET.SubElement(element, "instance_attributes", id=f"nodes-{node}")
         ET.SubElement(attrs, "nvpair", id=f"nodes-{node}-r", name=rec.ATTRIBUTE, value=value)
@@ -114,7 +114,8 @@ def test_status_json_reads_the_cluster_record(records_cib):
     result = run("status", "--json", env={"CIB_file": str(records_cib)})
     assert result.exit_code == 0
     hosts = {h["node"]: h for h in json.loads(result.output)}
-    assert hosts["compute-1"]["state"] == "running" and (hosts["compute-1"]["done"], hosts["compute-1"]["total"]) == (3, 7)
+    assert hosts["compute-1"]["state"] == "running"
+    assert (hosts["compute-1"]["done"], hosts["compute-1"]["total"]) == (3, 7)
     assert hosts["compute-2"]["state"] == "done" and hosts["compute-2"]["total"] == 5
     assert hosts["compute-3"]["state"] == "requested" and hosts["compute-3"]["since"] == 1700000200
 

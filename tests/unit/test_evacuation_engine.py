@@ -9,8 +9,7 @@ import pytest
 
 from computeha.agents.evacuation_engine import CLOCK_SLACK, Engine, fence_evidence, match_service, nova_time
 from computeha.agents.evacuation_params import Settings
-from computeha.agents.evacuation_store import (ISSUING, FileAttributes,
-                                               ProgressStore, parse_nodes_section)
+from computeha.agents.evacuation_store import ISSUING, FileAttributes, ProgressStore, parse_nodes_section
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.attrs import MemoryAttributes
 from computeha.ocf_lib.nova import Aggregate, Image, Service

@@ -13,7 +13,6 @@ import logging
 import time
 from dataclasses import replace
 
-
 from computeha.agents.evacuation_engine import Engine
 from computeha.agents.evacuation_params import Settings
 from computeha.agents.evacuation_store import ProgressStore

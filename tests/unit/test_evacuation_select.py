@@ -105,7 +105,8 @@ def test_cloud_markers_count_a_flavor_only_when_its_marker_is_true():
     # the flavor listing is the costly fact: not asked once anything else is marked
     lister, asked = flavors("true")
     got = sel.cloud_markers("marked", "evacuable", unmarked, [], aggregates=[
-        Aggregate(id="1", name="ha", hosts=("compute-0",), metadata={"evacuable": "true"})], flavor_marker_values=lister)
+        Aggregate(id="1", name="ha", hosts=("compute-0",), metadata={"evacuable": "true"})],
+        flavor_marker_values=lister)
     assert got.anything_marked and got.marked_aggregate_hosts == frozenset({"compute-0"}) and not asked
     assert sel.cloud_markers("all", "evacuable", unmarked, ["i"], flavor_marker_values=lister) == \
         sel.CloudMarkers(excluded_image_ids=frozenset({"i"}))

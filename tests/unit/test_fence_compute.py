@@ -1,7 +1,6 @@
 """fence_compute behaviour against the in-memory Nova and attribute store."""
 from __future__ import annotations
 
-
 import io
 import os
 from typing import List, Optional

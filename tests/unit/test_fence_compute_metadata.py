@@ -58,11 +58,13 @@ def test_metadata_valid_against_fence_agents_rng() -> None:
 
 
 def test_metadata_does_not_import_keystoneauth() -> None:
-    code = ("import sys, io; from computeha.fence.fence_compute import FenceCompute; from computeha.ocf_lib import fence;"
+    code = ("import sys, io; from computeha.fence.fence_compute import FenceCompute; "
+            "from computeha.ocf_lib import fence;"
             "fence.run(FenceCompute(), ['x'], {}, stdin=io.StringIO('action=metadata\\n'), stdout=io.StringIO());"
             "fence.run(FenceCompute(), ['x'], {}, stdin=io.StringIO('action=validate-all\\nauth_url=http://k/v3\\n"
             "login=a\\npasswd=bcdef\\ntenant_name=p\\n'), stdout=io.StringIO(), stderr=io.StringIO());"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keystoneauth1', 'novaclient', 'yaml', 'requests')))")
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('keystoneauth1', 'novaclient', 'yaml', 'requests')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

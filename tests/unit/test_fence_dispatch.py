@@ -111,7 +111,7 @@ def test_a_device_that_lies_fails_at_the_deadline() -> None:
 def test_a_failing_device_gives_exit_1_with_one_line() -> None:
     code, _, err = run(FakeAgent(FakeDevice(fail_set=True)), "action=off\nip=x\n")
     assert code == 1
-    assert [l for l in err.splitlines() if "Failed:" in l] == [err.strip().splitlines()[-1]]
+    assert [line for line in err.splitlines() if "Failed:" in line] == [err.strip().splitlines()[-1]]
     assert "device refused power off" in err
 
 

@@ -7,6 +7,7 @@ against the real rig in tests/integration/test_nova_parity.py.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
 import threading
 import time
@@ -18,8 +19,16 @@ import pytest
 
 from computeha.ocf_lib import nova_client
 from computeha.ocf_lib.deadline import Deadline
-from computeha.ocf_lib.nova import (NovaAuthError, NovaBadRequest, NovaConflict, NovaError, NovaForbidden,
-                                    NovaNotFound, NovaUnavailable, Service)
+from computeha.ocf_lib.nova import (
+    NovaAuthError,
+    NovaBadRequest,
+    NovaConflict,
+    NovaError,
+    NovaForbidden,
+    NovaNotFound,
+    NovaUnavailable,
+    Service,
+)
 from computeha.ocf_lib.nova_auth import AuthConfig
 from computeha.ocf_lib.nova_client import NovaClient
 
@@ -287,7 +296,7 @@ def test_connection_refused_is_unavailable():
 def test_service_from_listing_is_frozen():
     svc = nova_client._service(SVC)
     assert isinstance(svc, Service) and svc.disabled_reason == ""
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         svc.host = "other"  # type: ignore[misc]
 
 

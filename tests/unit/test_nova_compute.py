@@ -21,15 +21,15 @@ from typing import Callable, Dict, List, Optional
 
 import pytest
 
+from computeha.agents import evacuation_worker as worker
 from computeha.agents import nova_host
 from computeha.agents.compute_service import PID_FILE, ChildProcess, _proc_stat
-from computeha.agents import evacuation_worker as worker
 from computeha.agents.nova_compute import RETURN_PIDFILE, RETURN_RESULT, RETURNER_ENV, NovaCompute
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.attrs import ClusterAttributeError, MemoryAttributes
 from computeha.ocf_lib.deadline import Deadline
-from computeha.ocf_lib.nova import (Migration, NovaBadRequest, NovaUnavailable, Service, in_progress)
+from computeha.ocf_lib.nova import Migration, NovaBadRequest, NovaUnavailable, Service, in_progress
 from computeha.ocf_lib.state import StateDir
 from tests.unit.fake_clock import FakeClock
 
@@ -149,8 +149,8 @@ class Harness:
         # (the in-memory Nova lives in this process), so a held start returns once the sequence ended
         self.agent.launch_returner = self.returner_inline
         self.launched = 0
-        self.params = {"nova_compute_command": " ".join(f"'{a}'" for a in SLEEPER), "user": pwd.getpwuid(os.getuid()).pw_name,
-                       "host": HOST, "stop_grace": "5", **params}
+        self.params = {"nova_compute_command": " ".join(f"'{a}'" for a in SLEEPER),
+                       "user": pwd.getpwuid(os.getuid()).pw_name, "host": HOST, "stop_grace": "5", **params}
         self.state = StateDir(str(tmp), "NovaCompute", "nc")
         self.child = ChildProcess(SLEEPER, self.state)
         nova.alive = self.child.running

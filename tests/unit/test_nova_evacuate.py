@@ -16,7 +16,8 @@ from computeha.agents import evacuation_worker as worker
 from computeha.agents.nova_evacuate import RESTART_LIMIT, NovaEvacuate
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.state import StateDir
-from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV, FileAttrsNovaEvacuate
+from tests.unit.evacuation_test_worker import ENV as ATTRS_ENV
+from tests.unit.evacuation_test_worker import FileAttrsNovaEvacuate
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "NovaEvacuate.xml"

@@ -25,6 +25,6 @@ print("imported")
 
 
 def test_rig_cli_imports_without_the_project_package():
-    out = subprocess.run([sys.executable, "-c", BLOCK_PACKAGE.replace("REPO", repr(str(REPO)))], cwd=str(REPO), capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", BLOCK_PACKAGE.replace("REPO", repr(str(REPO)))], cwd=str(REPO),
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "imported" in out.stdout, out.stderr[-2000:]

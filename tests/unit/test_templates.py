@@ -13,8 +13,15 @@ from computeha.crm_templates import agent_params as ap
 from computeha.crm_templates import render_cib
 from computeha.crm_templates.canonical import canonical
 from computeha.crm_templates.model import SiteError, inline_secrets, load_site
-from computeha.crm_templates.objects import (FENCE_NOVA, NOVA_COMPUTE, NOVA_EVACUATE, Clone, RuleLocation, build,
-                                             primitives)
+from computeha.crm_templates.objects import (
+    FENCE_NOVA,
+    NOVA_COMPUTE,
+    NOVA_EVACUATE,
+    Clone,
+    RuleLocation,
+    build,
+    primitives,
+)
 from computeha.crm_templates.render import parse_site, read_site, render
 
 REPO = Path(__file__).resolve().parents[2]

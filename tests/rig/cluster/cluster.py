@@ -31,14 +31,23 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from tests.rig.cluster import agents as agents_mod
-from tests.rig.cluster import cib
+from tests.rig.cluster import cib, openstack_link
 from tests.rig.cluster import node as nodeops
-from tests.rig.cluster import openstack_link
 from tests.rig.cluster.config import (
-    BMC_USER, IPMI_EMU, IPMI_PORT, REPO, SEED_OPTIONS, Layout, Node, Service, corosync_conf,
-    ipmi_lan_conf, make_layout,
+    BMC_USER,
+    IPMI_EMU,
+    IPMI_PORT,
+    REPO,
+    SEED_OPTIONS,
+    Layout,
+    Node,
+    Service,
+    corosync_conf,
+    ipmi_lan_conf,
+    make_layout,
 )
-from tests.rig.cluster.util import RigError, run as _run, wait_for
+from tests.rig.cluster.util import RigError, wait_for
+from tests.rig.cluster.util import run as _run
 
 __all__ = ["Cluster", "FenceEvent", "NodeStatus", "RigError", "wait_for"]
 

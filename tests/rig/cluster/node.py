@@ -251,7 +251,7 @@ def chassis(layout: Layout, node: Node, args: List[str]) -> int:
                 return 1
         return 0
     if op == "set":
-        pairs = list(zip(rest[0::2], rest[1::2]))
+        pairs = list(zip(rest[0::2], rest[1::2], strict=False))  # an odd last word is ignored
         for key, value in pairs:
             if key == "power":
                 old, new = power_state(layout, node), int(value)

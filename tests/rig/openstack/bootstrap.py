@@ -28,6 +28,7 @@ def replace_admin_password(auth_url: str, one_time: str, password: str) -> None:
     # Keystone revokes the user's tokens at the password change with one-second granularity:
     # a token issued within that second is refused. Poll until a fresh token is accepted.
     import time
+
     from keystoneauth1 import exceptions as ks_exc
     deadline = time.monotonic() + 30
     while True:

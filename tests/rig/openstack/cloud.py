@@ -109,7 +109,7 @@ class OpenStackRig:
         tail = ["rabbitmq", "epmd", "mariadb"]
         front = [n for n in bringup.CONTROL_SERVICES if n not in tail]
         with ThreadPoolExecutor(len(front)) as pool:
-            for name, was in zip(front, pool.map(lambda n: procs.stop(n, self.paths.run), front)):
+            for name, was in zip(front, pool.map(lambda n: procs.stop(n, self.paths.run), front), strict=True):
                 if was:
                     stopped.append(name)
         for name in tail:
@@ -371,7 +371,7 @@ class OpenStackRig:
             if svc.forced_down:
                 # Refused (400) while evacuations from the host are still 'done' rather
                 # than 'completed'; the restarted compute completes them within seconds.
-                def force_up():
+                def force_up(svc=svc):
                     try:
                         nova.services.force_down(svc.id, False)
                         return True
@@ -390,7 +390,8 @@ class OpenStackRig:
         for host in self.compute_hosts:
             began = procs.started_at("nova-compute-%s" % host, self.paths.run) or 0.0
             since = max(began + 1, written if host in touched else 0.0)
-            procs.wait_until(lambda: nova_time(getattr(self.compute_service(host), "updated_at", "")) > since,
+            procs.wait_until(lambda host=host, since=since:
+                             nova_time(getattr(self.compute_service(host), "updated_at", "")) > since,
                              timeout, "a heartbeat of the current nova-compute of %s" % host, interval=0.5)
 
     def _check_host(self, host: str) -> None:
