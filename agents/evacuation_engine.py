@@ -5,14 +5,18 @@ One engine runs in the NovaEvacuate worker process. Each loop it reads the
 whose record is requested/running it:
 
 1. checks the fence evidence in Nova (compute service forced down, or down and
-   disabled with our `computeha:` reason); anything else is logged and left alone;
+   disabled with our `computeha:` reason); anything else is logged and left alone
+   (evacuation_gate, with the maintenance switch and the mass-failure guard);
 2. claims it (record `running;<request time>;<this node>`), lists its servers
    once (flavor extra specs embedded) and its evacuation migrations once, and
-   decides per server (evacuation_select);
+   decides per server (evacuation_plan, evacuation_select);
 3. hands instances to a bounded pool of evacuate-and-confirm workers, highest
-   priority first across all failed hosts, within a global and a per-host cap;
-4. records the outcome per instance (StateDir, atomic) and, when every instance
-   is done or failed for good, marks the host `done`/`failed`.
+   priority first across all failed hosts, within a global and a per-host cap
+   (this module; the calls are evacuation_issue, the confirming and renewing
+   listings evacuation_watch);
+4. records the outcome per instance (StateDir, atomic; evacuation_outcome) and,
+   when every instance is done or failed for good, marks the host `done`/`failed`
+   (evacuation_records).
 
 Never two evacuations of one instance: the first attempt of an instance is
 issued only from a fresh listing showing it idle on the failed host (a host's

@@ -90,7 +90,7 @@ def _agent_values(site: Optional[Site]):
 def markers(nova: Any, settings: Any, servers: List[Any]):
     """The cloud-wide facts the selection needs, gathered and judged as NovaEvacuate does."""
     from computeha.agents import evacuation_select as sel
-    from computeha.agents.evacuation_engine import flavor_marker_values
+    from computeha.agents.evacuation_plan import flavor_marker_values
 
     excluded = set(settings.exclude_image_ids)
     for tag in settings.exclude_image_tags:
