@@ -92,6 +92,7 @@ def test_transition(case: str, before: InstanceProgress, outcome: Outcome, chang
     after = replace(before)
     change.apply(after)
     for name, value in changes.items():
+        assert name in InstanceProgress.__dataclass_fields__  # a misspelt field would never be saved
         assert getattr(after, name) == value
 
 
