@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 OCF_DIR   = $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 FENCE_DIR = $(DESTDIR)$(SBINDIR)
 
-.PHONY: all setup system venv test test-unit test-contract demo bench install uninstall \
+.PHONY: all setup system venv test test-unit test-contract test-faults-long demo bench install uninstall \
         rig-up rig-down update-golden update-readme clean
 
 all: venv
@@ -46,7 +46,7 @@ setup: system venv
 
 # --- the two README commands ---------------------------------------------------------
 test: setup
-	$(VPY) -m pytest $(PYTEST_ARGS)
+	$(VPY) -m tests.tools.run_suite $(PYTEST_ARGS)
 
 demo: setup
 	$(VPY) -m tests.tools.demo
@@ -57,6 +57,10 @@ test-unit: venv
 
 test-contract: system venv
 	$(VPY) -m pytest tests/contract $(PYTEST_ARGS)
+
+# the NovaEvacuate SIGKILL loop at full length (make test runs 3 of its seeded runs)
+test-faults-long: setup
+	COMPUTEHA_FAULT_KILL_RUNS=6 $(VPY) -m pytest tests/integration/test_evacuate_faults_rig.py -k sigkill_loop $(PYTEST_ARGS)
 
 bench: setup
 	bash tests/bench/setup_fence_compute_reference.sh

@@ -134,6 +134,10 @@ class Site:
     recheck_interval: str = "1min"
     remote_port: int = 3121
     reconnect_interval: str = "60s"
+    # how a compute that stops answering is noticed: a partitioned or hung node is declared failed
+    # within interval + timeout of its last answer (a powered-off one at once: its connection drops)
+    remote_monitor_interval: str = "20s"
+    remote_monitor_timeout: str = "40s"
     agents: Agents = Agents()
 
 
@@ -419,7 +423,7 @@ def _compute(problems: List[str], path: str, data: Any) -> Optional[Compute]:
 
 _SITE_FIELDS = ("name", "controllers", "computes", "cloud", "evacuation", "fence_kdump", "reserved_hosts",
                 "control_plane_services", "role_attribute", "recheck_interval", "remote_port",
-                "reconnect_interval", "agents")
+                "reconnect_interval", "remote_monitor_interval", "remote_monitor_timeout", "agents")
 
 
 def load_site(data: Any) -> Site:
@@ -450,7 +454,12 @@ def load_site(data: Any) -> Site:
         recheck_interval=r.duration("recheck_interval", "1min"),
         remote_port=int(r.integer("remote_port", 3121, minimum=1, maximum=65535) or 3121),
         reconnect_interval=r.duration("reconnect_interval", "60s"),
+        remote_monitor_interval=r.duration("remote_monitor_interval", "20s"),
+        remote_monitor_timeout=r.duration("remote_monitor_timeout", "40s"),
     )
+    for key in ("remote_monitor_interval", "remote_monitor_timeout"):
+        if re.match(r"^0+(ms|s|m|min|h)?$", str(site_kwargs[key])):
+            problems.append(f"{key}: must be longer than 0 (how long a silent compute goes unnoticed)")
     reserved = site_kwargs["reserved"]
     _cross_checks(problems, [c for c in controllers if c], [c for c in computes if c],
                   reserved.hosts if reserved is not None else ())

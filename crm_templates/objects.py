@@ -224,7 +224,7 @@ def build(site: Site) -> Config:
         resources.append(Primitive(comp.name, "ocf", "remote", "pacemaker",
                                    params=(Nv("server", comp.address), Nv("port", str(site.remote_port)),
                                            Nv("reconnect_interval", site.reconnect_interval)),
-                                   ops=(Op("monitor", "20s", "40s"),)))
+                                   ops=(Op("monitor", site.remote_monitor_interval, site.remote_monitor_timeout),)))
         resources.append(_ipmi(site, comp.name, comp.bmc))
 
     resources.append(Primitive(NOVA_EVACUATE, "ocf", "NovaEvacuate", site.agents.provider,

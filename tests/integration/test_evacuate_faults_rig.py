@@ -368,7 +368,7 @@ def test_target_compute_dies_while_receiving(cloud, attrs, tmp_path, fault_repor
 
 
 # --- 7. seeded SIGKILL loop of the real worker ----------------------------------------------------------------
-RUNS = int(os.environ.get("COMPUTEHA_FAULT_KILL_RUNS", "6"))
+RUNS = int(os.environ.get("COMPUTEHA_FAULT_KILL_RUNS", "3"))  # 6 or more: make test-faults-long
 KILLS = int(os.environ.get("COMPUTEHA_FAULT_KILLS", "3"))
 SEED = int(os.environ.get("COMPUTEHA_FAULT_SEED", "20261121"))
 KILL_N = 5

@@ -75,6 +75,8 @@ def test_minimal_site_is_valid_and_defaults_are_applied():
     (dict(reserved_hosts={"aggregate": "r", "hosts": ["nope"]}), "reserved_hosts.hosts[0]: 'nope' is not one"),
     (dict(colour="blue"), "colour: unknown field"),
     (dict(recheck_interval="soon"), "recheck_interval: 'soon' is not a duration"),
+    (dict(remote_monitor_interval="often"), "remote_monitor_interval: 'often' is not a duration"),
+    (dict(remote_monitor_timeout="0s"), "remote_monitor_timeout: must be longer than 0"),
 ])
 def test_each_problem_names_its_field(change, expected):
     assert any(p.startswith(expected) for p in problems_of(minimal(**change))), problems_of(minimal(**change))
@@ -253,3 +255,14 @@ def test_readme_section_matches_the_renderer():
     fields = yaml.safe_load((TEMPLATES / "site.example.yaml").read_text())
     for key in fields:
         assert f"`{key}`" in readme, f"README does not document the site field {key}"
+
+
+def test_the_remote_connection_monitor_follows_the_site():
+    """How soon a partitioned compute is noticed is the operator's choice (default 20 s + 40 s)."""
+    def monitor(site) -> tuple:
+        root = ET.fromstring(render(load_site(site), "cib"))
+        op = root.find(".//primitive[@id='compute-1']/operations/op[@name='monitor']")
+        assert op is not None
+        return op.get("interval"), op.get("timeout")
+    assert monitor(minimal()) == ("20s", "40s")
+    assert monitor(minimal(remote_monitor_interval="5s", remote_monitor_timeout="15s")) == ("5s", "15s")

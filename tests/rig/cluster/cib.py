@@ -106,6 +106,9 @@ def site_model(layout: Layout, cloud: Dict[str, Any], **extra: Any) -> Dict[str,
         "computes": [{"name": n.name, "address": n.ip, "bmc": bmc(n)} for n in layout.computes],
         "cloud": cloud,
         "reconnect_interval": "5s",
+        # the rig's own remote monitor (5s/15s): a partition is noticed within 20 s, not 60
+        "remote_monitor_interval": "5s",
+        "remote_monitor_timeout": "15s",
     }
     site.update(extra)
     return site
