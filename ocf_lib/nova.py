@@ -6,10 +6,10 @@ this module, which imports nothing heavy.
 """
 from __future__ import annotations
 
-import calendar
-import time
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple
+
+from .timefmt import parse_utc
 
 # --- errors: client exceptions are translated into these at the boundary --------------
 
@@ -152,12 +152,11 @@ class Nova(Protocol):
     def aggregates(self) -> List[Aggregate]: ...
 
 
-def nova_time(text: str) -> float:
-    """Epoch seconds of a Nova timestamp (UTC, with or without fraction/zone); 0 if unreadable."""
-    try:
-        return float(calendar.timegm(time.strptime(str(text).strip()[:19], "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return 0.0
+def nova_time(text: Optional[str]) -> float:
+    """Epoch seconds of a Nova timestamp, fraction kept; no zone = UTC, an offset is applied;
+    0.0 if empty or unreadable."""
+    epoch = parse_utc(text)
+    return 0.0 if epoch is None else epoch
 
 
 def in_progress(migrations: Sequence[Migration]) -> List[Migration]:
