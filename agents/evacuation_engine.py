@@ -42,7 +42,7 @@ from .evacuation_issue import CLOCK_SLACK, Issuer
 from .evacuation_outcome import transition
 from .evacuation_params import Settings
 from .evacuation_plan import Planner, flavor_marker_values
-from .evacuation_records import PROGRESS_INTERVAL, RecordWriter, iso_utc
+from .evacuation_records import PROGRESS_INTERVAL, RecordWriter
 from .evacuation_shared import FRESH_LISTING, Event, HostRelisted, InstanceOutcome, MigrationsListed, Shared
 from .evacuation_store import INFLIGHT, ISSUING, PENDING, HostProgress, InstanceProgress, ProgressStore
 from .evacuation_watch import RELIST_AT, Watcher
@@ -288,5 +288,5 @@ class Engine:
 
 
 # re-exported: the names other modules and tests import from here
-__all__ = ["Engine", "fence_evidence", "match_service", "flavor_marker_values", "nova_time", "iso_utc",
+__all__ = ["Engine", "fence_evidence", "match_service", "flavor_marker_values", "nova_time",
            "CLOCK_SLACK", "FRESH_LISTING", "RELIST_AT", "PROGRESS_INTERVAL", "PROGRESS_PAUSED", "WARM_INTERVAL"]

@@ -23,10 +23,11 @@ from computeha.ocf_lib.nova import (
     Server,
     Service,
 )
+from computeha.ocf_lib.timefmt import format_utc
 
 from . import evacuation_select as sel
 from .evacuation_issue import CLOCK_SLACK, our_migrations
-from .evacuation_records import RecordWriter, iso_utc
+from .evacuation_records import RecordWriter
 from .evacuation_shared import Shared
 from .evacuation_store import DONE, INFLIGHT, ISSUING, PENDING, REPORTED, SKIPPED, HostProgress, InstanceProgress
 
@@ -101,11 +102,11 @@ class Planner:
         sh.unsay(node)
         counts = host.counts()
         sh.log.info("%s %s (Nova host %s, requested %s): %d instances: %s", "resumed" if resumed else "claimed",
-                    node, service.host, iso_utc(epoch), len(host.instances),
+                    node, service.host, format_utc(epoch), len(host.instances),
                     ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none")
         if sh.s.target_aggregate:
             self.load_targets(services)
-        self.out.reason(node, f"evacuation by {sh.node} since {iso_utc(sh.clock())}")
+        self.out.reason(node, f"evacuation by {sh.node} since {format_utc(sh.clock())}")
         self.out.set_progress(node, host.summary())
         if host.finished:
             self.out.finish(host)

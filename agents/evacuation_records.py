@@ -17,15 +17,12 @@ from typing import Dict
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.attrs import ClusterAttributeError
 from computeha.ocf_lib.nova import NovaError
+from computeha.ocf_lib.timefmt import format_utc
 
 from .evacuation_shared import Shared
 from .evacuation_store import FAILED, HostProgress
 
 PROGRESS_INTERVAL = 1.0  # seconds between two progress attribute writes of a host
-
-
-def iso_utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 class RecordWriter:
@@ -67,7 +64,7 @@ class RecordWriter:
             value = rec.new(rec.DONE, summary, sh.clock())
             sh.log.info("evacuation of %s done: %s instances evacuated", host.node, summary)
         self.finish_pending[host.node] = value.format()
-        self.reason_pending[host.node] = f"evacuation {value.state} {value.detail} at {iso_utc(sh.clock())}"
+        self.reason_pending[host.node] = f"evacuation {value.state} {value.detail} at {format_utc(sh.clock())}"
         self.flush()
 
     def flush(self) -> None:
@@ -122,4 +119,4 @@ class RecordWriter:
             self.sh.log.debug("cannot publish progress of %s: %s", node, err)
 
 
-__all__ = ["RecordWriter", "iso_utc", "PROGRESS_INTERVAL"]
+__all__ = ["RecordWriter", "PROGRESS_INTERVAL"]

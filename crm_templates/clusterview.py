@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Dict, List, Optional
 
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib.runner import RunError, Runner
+from computeha.ocf_lib.timefmt import format_utc
 
 
 class ClusterUnavailable(Exception):
@@ -157,6 +158,5 @@ def read_fence_history(runner: Runner, timeout: float = 15.0) -> str:
 
 
 def iso(when: int) -> str:
-    if not when:
-        return "-"
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A record's time for the operator; "-" when unset (0)."""
+    return format_utc(when) if when else "-"

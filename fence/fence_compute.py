@@ -48,6 +48,7 @@ from computeha.ocf_lib.hostnames import HOSTNAME_PARAMS, HostMapper, HostMapping
 from computeha.ocf_lib.nova import Nova, NovaError, NovaUnavailable, Service
 from computeha.ocf_lib.nova_auth import AUTH_PARAMS, AuthConfig, AuthConfigError, secrets_of
 from computeha.ocf_lib.params import Kind, Param, ParamTable, Problem, Values
+from computeha.ocf_lib.timefmt import format_utc
 
 T = TypeVar("T")
 
@@ -77,10 +78,6 @@ AGENT_PARAMS = ParamTable([
 ])
 
 POWER_TIMEOUT_DEFAULT = 50  # off is verified by read-back within this; fits Pacemaker's default 60 s stonith-timeout
-
-
-def _iso(now: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
 @dataclasses.dataclass
@@ -296,7 +293,7 @@ class FenceCompute(FenceAgent):
         assert nova is not None and attrs is not None
         now = self.clock()
         svc = conn.service(fresh=False)
-        reason = rec.disabled_reason(f"fenced {_iso(now)} by {self.who}; evacuation requested")
+        reason = rec.disabled_reason(f"fenced {format_utc(now)} by {self.who}; evacuation requested")
         ours_to_disable = svc.status == "enabled" or rec.is_ours(svc.disabled_reason)
         both = getattr(nova, "force_down_and_disable", None)
         if ours_to_disable and both is not None:
