@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 # Pacemaker ids are XML IDs: a letter or underscore first, then letters, digits, . _ -
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_DURATION = re.compile(r"^\d+(ms|s|m|min|h)?$")
+# a Pacemaker duration as the site writes it into the CIB, verbatim: a whole number, optionally a unit
+_DURATION = re.compile(r"^(\d+)(ms|s|m|min|h)?$")
 
 
 class SiteError(Exception):
@@ -230,6 +231,11 @@ class _Reader:
             self.problems.append(f"{self.at(key)}: {text!r} is not a duration such as 60s or 1min")
             return default
         return text
+
+
+def _zero_duration(text: str) -> bool:
+    match = _DURATION.match(text)
+    return match is not None and int(match.group(1)) == 0
 
 
 def _kind(value: Any) -> str:
@@ -458,7 +464,7 @@ def load_site(data: Any) -> Site:
         remote_monitor_timeout=r.duration("remote_monitor_timeout", "40s"),
     )
     for key in ("remote_monitor_interval", "remote_monitor_timeout"):
-        if re.match(r"^0+(ms|s|m|min|h)?$", str(site_kwargs[key])):
+        if _zero_duration(str(site_kwargs[key])):
             problems.append(f"{key}: must be longer than 0 (how long a silent compute goes unnoticed)")
     reserved = site_kwargs["reserved"]
     _cross_checks(problems, [c for c in controllers if c], [c for c in computes if c],

@@ -82,6 +82,24 @@ def test_each_problem_names_its_field(change, expected):
     assert any(p.startswith(expected) for p in problems_of(minimal(**change))), problems_of(minimal(**change))
 
 
+@pytest.mark.parametrize("text, ok", [
+    ("60s", True), ("1min", True), ("500ms", True), ("2h", True), ("5m", True), ("30", True),
+    ("1.5s", False), ("60 s", False), ("60S", False), ("60sec", False), ("1hr", False), ("-1s", False),
+])
+def test_site_durations_are_pacemaker_text_with_a_whole_number(text, ok):
+    if ok:
+        assert load_site(minimal(recheck_interval=text)).recheck_interval == text  # written into the CIB as is
+    else:
+        found = [p for p in problems_of(minimal(recheck_interval=text)) if p.startswith("recheck_interval:")]
+        assert found == [f"recheck_interval: {text!r} is not a duration such as 60s or 1min"]
+
+
+@pytest.mark.parametrize("text", ["0", "0s", "00min", "0ms"])
+def test_a_zero_remote_monitor_interval_is_rejected(text):
+    assert ("remote_monitor_interval: must be longer than 0 (how long a silent compute goes unnoticed)"
+            in problems_of(minimal(remote_monitor_interval=text)))
+
+
 def test_every_problem_is_reported_at_once():
     found = problems_of({"controllers": [{"name": "a"}, {"name": "a"}], "computes": "x"})
     assert "controllers[1].name: 'a' is already used by controllers[0].name" in found
