@@ -2,7 +2,7 @@
 
 No python-novaclient: each call states its microversion next to it, the
 cloud's maximum is read once per process from the compute version document,
-and every client error is translated here into the typed errors of `nova.py`.
+and every client error is translated (nova_http_errors.py) into the typed errors of `nova.py`.
 Every request has a (connect, read) timeout, the read part also capped by the
 caller's deadline.
 
@@ -19,11 +19,7 @@ from .nova import (
     Aggregate,
     Image,
     Migration,
-    NovaAuthError,
-    NovaBadRequest,
-    NovaConflict,
     NovaError,
-    NovaForbidden,
     NovaNotFound,
     NovaUnavailable,
     Server,
@@ -31,6 +27,7 @@ from .nova import (
     nova_time,
 )
 from .nova_auth import AuthConfig, make_session, parse_microversion, store_token
+from .nova_http_errors import translate as translate
 from .nova_json import next_link as _next_link
 from .nova_json import parse_image as _image
 from .nova_json import parse_migration as _migration
@@ -48,8 +45,6 @@ MV_CHANGES_SINCE = (2, 59)  # also: migrations listed newest first, limit/marker
 MIGRATION_PAGE = 100
 
 COMPUTE_BINARY = "nova-compute"
-_SERVER_ERR_KEYS = ("badRequest", "itemNotFound", "conflictingRequest", "forbidden", "computeFault",
-                    "unauthorized", "overLimit", "NeutronError", "error")
 
 # detected max microversion per compute endpoint: "once per process"
 _MAX_MV_CACHE: Dict[str, Tuple[int, int]] = {}
@@ -57,70 +52,6 @@ _MAX_MV_CACHE: Dict[str, Tuple[int, int]] = {}
 
 def mv_text(version: Tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
-
-
-def _error_text(response: Any) -> str:
-    """Nova's own message from an error body, else the reason phrase."""
-    try:
-        body = response.json()
-    except Exception:
-        body = None
-    if isinstance(body, dict):
-        for key in _SERVER_ERR_KEYS:
-            inner = body.get(key)
-            if isinstance(inner, dict) and inner.get("message"):
-                return str(inner["message"])
-        if isinstance(body.get("error"), dict) and body["error"].get("message"):
-            return str(body["error"]["message"])
-        if body.get("message"):
-            return str(body["message"])
-    return str(getattr(response, "reason", "") or "")
-
-
-def translate(err: Exception, what: str) -> NovaError:
-    """keystoneauth1/requests exceptions -> typed Nova errors (one line, no secrets)."""
-    from keystoneauth1 import exceptions as ks  # lazy
-
-    if isinstance(err, NovaError):
-        return err
-    if isinstance(err, ks.HttpError):
-        status = getattr(err, "http_status", None)
-        response = getattr(err, "response", None)
-        detail = _error_text(response) if response is not None else ""
-        detail = detail or getattr(err, "message", "") or type(err).__name__
-        text = f"{what}: HTTP {status}: {detail}"
-        if status == 400:
-            return NovaBadRequest(text, status)
-        if status == 401:
-            return NovaAuthError(f"{what}: authentication refused (HTTP 401): check the credentials", status)
-        if status == 403:
-            return NovaForbidden(f"{what}: forbidden (HTTP 403): the user needs the admin role", status)
-        if status == 404:
-            return NovaNotFound(text, status)
-        if status == 409:
-            return NovaConflict(text, status)
-        if status is not None and (status >= 500 or status in (408, 429)):
-            return NovaUnavailable(text, status)
-        return NovaError(text, status)
-    if isinstance(err, ks.SSLError):
-        return NovaError(f"{what}: TLS verification failed (set cacert, or insecure=1 to skip it): "
-                         f"{_short(err)}")
-    if isinstance(err, ks.ConnectTimeout):
-        return NovaUnavailable(f"{what}: timed out")
-    if isinstance(err, (ks.ConnectionError, ks.ConnectFailure)):
-        return NovaUnavailable(f"{what}: cannot connect: {_short(err)}")
-    if isinstance(err, (ks.EndpointNotFound, ks.EmptyCatalog)):
-        return NovaError(f"{what}: no such endpoint in the Keystone catalog (check region_name and "
-                         f"endpoint_type): {_short(err)}")
-    if isinstance(err, (ks.MissingRequiredOptions, ks.AuthPluginException, ks.DiscoveryFailure)):
-        return NovaAuthError(f"{what}: cannot authenticate: {_short(err)}")
-    if isinstance(err, ks.ClientException):
-        return NovaError(f"{what}: {_short(err)}")
-    return NovaError(f"{what}: {type(err).__name__}: {_short(err)}")
-
-
-def _short(err: Exception) -> str:
-    return " ".join(str(err).split())[:300]
 
 
 class NovaClient:
