@@ -7,14 +7,10 @@ must not silently drop a setting.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypedDict, Union
 
-# Pacemaker ids are XML IDs: a letter or underscore first, then letters, digits, . _ -
-_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-# a Pacemaker duration as the site writes it into the CIB, verbatim: a whole number, optionally a unit
-_DURATION = re.compile(r"^(\d+)(ms|s|m|min|h)?$")
+from .site_reader import ID_PATTERN, Reader, kind_of, zero_duration
 
 
 class SiteError(Exception):
@@ -142,119 +138,9 @@ class Site:
     agents: Agents = Agents()
 
 
-# --- validation helpers ---------------------------------------------------------------------
+# --- reading the site document ----------------------------------------------------------------
 
-
-class _Reader:
-    """Collects problems while reading one mapping; every getter names the full path."""
-
-    def __init__(self, problems: List[str], path: str, data: Any, known: Tuple[str, ...]) -> None:
-        self.problems = problems
-        self.path = path
-        self.ok = isinstance(data, Mapping)
-        self.data: Mapping[str, Any] = data if self.ok else {}
-        if not self.ok:
-            problems.append(f"{path or 'site'}: must be a mapping (key: value), got {_kind(data)}")
-            return
-        for key in self.data:
-            if key not in known:
-                problems.append(f"{self.at(str(key))}: unknown field (known: {', '.join(known)})")
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
-    def string(self, key: str, required: bool = False, default: Optional[str] = None,
-               pattern: Optional[re.Pattern] = None, what: str = "") -> Optional[str]:
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                self.problems.append(f"{self.at(key)}: is required")
-            return default
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.problems.append(f"{self.at(key)}: must be text, got {_kind(value)}")
-            return default
-        text = str(value)
-        if not text.strip():
-            self.problems.append(f"{self.at(key)}: must not be empty")
-            return default
-        if pattern is not None and not pattern.match(text):
-            self.problems.append(f"{self.at(key)}: {text!r} is not {what}")
-            return default
-        return text
-
-    def integer(self, key: str, default: Optional[int] = None, minimum: int = 0,
-                maximum: Optional[int] = None) -> Optional[int]:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problems.append(f"{self.at(key)}: must be a whole number, got {_kind(value)}")
-            return default
-        if value < minimum or (maximum is not None and value > maximum):
-            limit = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            self.problems.append(f"{self.at(key)}: must be {limit}, got {value}")
-            return default
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.problems.append(f"{self.at(key)}: must be true or false, got {_kind(value)}")
-            return default
-        return value
-
-    def strings(self, key: str) -> Tuple[str, ...]:
-        value = self.data.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.problems.append(f"{self.at(key)}: must be a list of names")
-            return ()
-        return tuple(value)
-
-    def choice(self, key: str, choices: Tuple[str, ...]) -> Optional[str]:
-        text = self.string(key)
-        if text is not None and text not in choices:
-            self.problems.append(f"{self.at(key)}: {text!r} is not one of {', '.join(choices)}")
-            return None
-        return text
-
-    def duration(self, key: str, default: str) -> str:
-        text = self.string(key, default=default)
-        text = str(text)
-        if not _DURATION.match(text):
-            self.problems.append(f"{self.at(key)}: {text!r} is not a duration such as 60s or 1min")
-            return default
-        return text
-
-
-def _zero_duration(text: str) -> bool:
-    match = _DURATION.match(text)
-    return match is not None and int(match.group(1)) == 0
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _secret(r: _Reader, key: str, script_allowed: bool = True) -> Optional[Secret]:
+def _secret(r: Reader, key: str, script_allowed: bool = True) -> Optional[Secret]:
     """`password: TEXT`, `password_script: CMD` or `password_cib_secret: true`: exactly one."""
     forms = [k for k in (key, f"{key}_script", f"{key}_cib_secret") if r.data.get(k) not in (None, False)]
     if len(forms) > 1:
@@ -277,7 +163,7 @@ def _secret(r: _Reader, key: str, script_allowed: bool = True) -> Optional[Secre
 
 
 def _bmc(problems: List[str], path: str, data: Any) -> Optional[Bmc]:
-    r = _Reader(problems, path, data, ("address", "port", "username", "password", "password_script",
+    r = Reader(problems, path, data, ("address", "port", "username", "password", "password_script",
                                        "password_cib_secret", "lanplus", "cipher"))
     if not r.ok:
         return None
@@ -309,7 +195,7 @@ class _CloudCommon(TypedDict):
 
 
 def _cloud(problems: List[str], data: Any) -> Cloud:
-    r = _Reader(problems, "cloud", data, _CLOUD_FIELDS)
+    r = Reader(problems, "cloud", data, _CLOUD_FIELDS)
     if not r.ok:
         return Cloud()
     name = r.string("cloud")
@@ -348,7 +234,7 @@ def _cloud(problems: List[str], data: Any) -> Cloud:
 def _evacuation(problems: List[str], data: Any) -> Evacuation:
     if data is None:
         return Evacuation()
-    r = _Reader(problems, "evacuation", data, ("shared_storage", "local_disk_policy", "selection", "marker",
+    r = Reader(problems, "evacuation", data, ("shared_storage", "local_disk_policy", "selection", "marker",
                                                "exclude_projects", "exclude_images", "max_parallel",
                                                "max_parallel_per_host", "stagger", "delay"))
     if not r.ok:
@@ -366,7 +252,7 @@ def _evacuation(problems: List[str], data: Any) -> Evacuation:
 def _reserved(problems: List[str], data: Any) -> Optional[Reserved]:
     if data is None:
         return None
-    r = _Reader(problems, "reserved_hosts", data, ("aggregate", "hosts"))
+    r = Reader(problems, "reserved_hosts", data, ("aggregate", "hosts"))
     if not r.ok:
         return None
     aggregate = r.string("aggregate", required=True)
@@ -379,7 +265,7 @@ def _kdump(problems: List[str], data: Any) -> Optional[Kdump]:
         return None
     if data is True:
         return Kdump()
-    r = _Reader(problems, "fence_kdump", data, ("timeout", "nodename_check"))
+    r = Reader(problems, "fence_kdump", data, ("timeout", "nodename_check"))
     if not r.ok:
         return None
     return Kdump(timeout=int(r.integer("timeout", 60, minimum=1) or 60),
@@ -394,16 +280,16 @@ def _items(problems: List[str], data: Mapping[str, Any], key: str,
             problems.append(f"{key}: is required (a list)")
         return []
     if not isinstance(value, list) or (required and not value):
-        problems.append(f"{key}: must be a non-empty list, got {_kind(value)}")
+        problems.append(f"{key}: must be a non-empty list, got {kind_of(value)}")
         return []
     return [read(problems, f"{key}[{i}]", item) for i, item in enumerate(value)]
 
 
 def _controller(problems: List[str], path: str, data: Any) -> Optional[Controller]:
-    r = _Reader(problems, path, data, ("name", "nodeid", "bmc"))
+    r = Reader(problems, path, data, ("name", "nodeid", "bmc"))
     if not r.ok:
         return None
-    name = r.string("name", required=True, pattern=_ID, what="a valid node name")
+    name = r.string("name", required=True, pattern=ID_PATTERN, what="a valid node name")
     nodeid = r.integer("nodeid", None, minimum=1)
     bmc = _bmc(problems, f"{path}.bmc", data["bmc"]) if r.has("bmc") else None
     if name is None:
@@ -412,10 +298,10 @@ def _controller(problems: List[str], path: str, data: Any) -> Optional[Controlle
 
 
 def _compute(problems: List[str], path: str, data: Any) -> Optional[Compute]:
-    r = _Reader(problems, path, data, ("name", "address", "nova_host", "bmc"))
+    r = Reader(problems, path, data, ("name", "address", "nova_host", "bmc"))
     if not r.ok:
         return None
-    name = r.string("name", required=True, pattern=_ID, what="a valid node name")
+    name = r.string("name", required=True, pattern=ID_PATTERN, what="a valid node name")
     address = r.string("address", default=name)
     nova_host = r.string("nova_host", default=name)
     if not r.has("bmc"):
@@ -435,10 +321,10 @@ _SITE_FIELDS = ("name", "controllers", "computes", "cloud", "evacuation", "fence
 def load_site(data: Any) -> Site:
     """Validate a parsed site document; raise SiteError with every problem."""
     problems: List[str] = []
-    r = _Reader(problems, "", data, _SITE_FIELDS)
+    r = Reader(problems, "", data, _SITE_FIELDS)
     if not r.ok:
         raise SiteError(problems)
-    name = r.string("name", default="site", pattern=_ID, what="a valid name")
+    name = r.string("name", default="site", pattern=ID_PATTERN, what="a valid name")
     controllers = _items(problems, r.data, "controllers", _controller)
     computes = _items(problems, r.data, "computes", _compute)
     cloud = _cloud(problems, r.data.get("cloud")) if r.has("cloud") else None
@@ -446,17 +332,19 @@ def load_site(data: Any) -> Site:
         problems.append("cloud: is required (Keystone credentials for fence_compute and the agents)")
     evacuation = _evacuation(problems, r.data.get("evacuation"))
     kdump = _kdump(problems, r.data.get("fence_kdump"))
-    agents_r = _Reader(problems, "agents", r.data.get("agents") or {}, ("provider", "fence_ipmi", "fence_compute"))
-    agents = Agents(provider=str(agents_r.string("provider", default="computeha", pattern=_ID, what="a provider name")),
-                    fence_ipmi=str(agents_r.string("fence_ipmi", default="fence_ipmi", pattern=_ID,
+    agents_r = Reader(problems, "agents", r.data.get("agents") or {}, ("provider", "fence_ipmi", "fence_compute"))
+    agents = Agents(provider=str(agents_r.string("provider", default="computeha", pattern=ID_PATTERN,
+                                                 what="a provider name")),
+                    fence_ipmi=str(agents_r.string("fence_ipmi", default="fence_ipmi", pattern=ID_PATTERN,
                                                    what="an agent name")),
-                    fence_compute=str(agents_r.string("fence_compute", default="fence_compute", pattern=_ID,
+                    fence_compute=str(agents_r.string("fence_compute", default="fence_compute", pattern=ID_PATTERN,
                                                       what="an agent name")))
     site_kwargs: Dict[str, Any] = dict(
         reserved=_reserved(problems, r.data.get("reserved_hosts")),
         control_plane_services=tuple(_checked_ids(problems, "control_plane_services",
                                                   r.strings("control_plane_services"))),
-        role_attribute=str(r.string("role_attribute", default="computeha-role", pattern=_ID, what="an attribute name")),
+        role_attribute=str(r.string("role_attribute", default="computeha-role", pattern=ID_PATTERN,
+                                    what="an attribute name")),
         recheck_interval=r.duration("recheck_interval", "1min"),
         remote_port=int(r.integer("remote_port", 3121, minimum=1, maximum=65535) or 3121),
         reconnect_interval=r.duration("reconnect_interval", "60s"),
@@ -464,7 +352,7 @@ def load_site(data: Any) -> Site:
         remote_monitor_timeout=r.duration("remote_monitor_timeout", "40s"),
     )
     for key in ("remote_monitor_interval", "remote_monitor_timeout"):
-        if _zero_duration(str(site_kwargs[key])):
+        if zero_duration(str(site_kwargs[key])):
             problems.append(f"{key}: must be longer than 0 (how long a silent compute goes unnoticed)")
     reserved = site_kwargs["reserved"]
     _cross_checks(problems, [c for c in controllers if c], [c for c in computes if c],
@@ -480,7 +368,7 @@ def load_site(data: Any) -> Site:
 
 def _checked_ids(problems: List[str], key: str, names: Tuple[str, ...]) -> List[str]:
     for i, name in enumerate(names):
-        if not _ID.match(name):
+        if not ID_PATTERN.match(name):
             problems.append(f"{key}[{i}]: {name!r} is not a valid resource id")
     return list(names)
 
