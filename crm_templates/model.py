@@ -1,16 +1,16 @@
 """The site model: what an operator (or a deployment tool) writes in SITE.yaml.
 
-`load_site(data)` turns the parsed YAML into frozen dataclasses, or raises
-`SiteError` listing every problem at once, each naming the field by its path
-(`computes[3].bmc.address: is required`). Unknown keys are errors too: a typo
-must not silently drop a setting.
+`load_site(data)` turns the parsed YAML into frozen dataclasses (defined in
+site_records.py, re-exported here), or raises `SiteError` listing every problem
+at once, each naming the field by its path (`computes[3].bmc.address: is
+required`). Unknown keys are errors too: a typo must not silently drop a setting.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypedDict, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypedDict
 
 from .site_reader import ID_PATTERN, Reader, kind_of, zero_duration
+from .site_records import Agents, Bmc, Cloud, Compute, Controller, Evacuation, Kdump, Reserved, Secret, Site, SiteNode
 
 
 class SiteError(Exception):
@@ -20,125 +20,6 @@ class SiteError(Exception):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
 
-
-@dataclass(frozen=True)
-class Secret:
-    """How a password reaches the agent. Exactly one form is set.
-
-    `script`: a command printing the password (fence agents' password_script);
-    `cib_secret`: the CIB holds `lrm://` and the value lives in Pacemaker's
-    local secret store (`cibsecret set`); `inline`: the password itself.
-    """
-
-    inline: Optional[str] = None
-    script: Optional[str] = None
-    cib_secret: bool = False
-
-    @property
-    def is_inline(self) -> bool:
-        return self.inline is not None
-
-
-@dataclass(frozen=True)
-class Bmc:
-    address: str
-    username: str
-    password: Secret
-    port: int = 623
-    lanplus: bool = True
-    cipher: Optional[int] = 3
-
-
-@dataclass(frozen=True)
-class Controller:
-    name: str
-    nodeid: int
-    bmc: Optional[Bmc]
-
-
-@dataclass(frozen=True)
-class Compute:
-    name: str  # the Pacemaker (remote) node name, also the remote resource id
-    address: str  # where pacemaker_remoted listens
-    nova_host: str  # the host name Nova uses for this compute service
-    bmc: Bmc
-
-
-@dataclass(frozen=True)
-class Cloud:
-    """Credentials for Keystone/Nova: a clouds.yaml entry or explicit fields."""
-
-    cloud: Optional[str] = None
-    clouds_yaml: Optional[str] = None
-    auth_url: Optional[str] = None
-    username: Optional[str] = None
-    password: Optional[Secret] = None
-    project_name: Optional[str] = None
-    user_domain: Optional[str] = None
-    project_domain: Optional[str] = None
-    region_name: Optional[str] = None
-    endpoint_type: Optional[str] = None
-    insecure: bool = False
-
-
-_Node = Union[Controller, Compute]
-
-
-@dataclass(frozen=True)
-class Evacuation:
-    shared_storage: bool = False  # instance disks survive the host (else rebuilt from image)
-    local_disk_policy: Optional[str] = None  # rebuild | skip (instances on local disks)
-    selection: Optional[str] = None  # auto | marked | all
-    marker: Optional[str] = None  # tag / metadata key / extra spec marking evacuable instances
-    exclude_projects: Tuple[str, ...] = ()
-    exclude_images: Tuple[str, ...] = ()  # image ids or tag:<tag>
-    max_parallel: Optional[int] = None  # global cap on in-flight evacuations
-    max_parallel_per_host: Optional[int] = None
-    stagger: Optional[int] = None  # seconds between two evacuate calls
-    delay: Optional[int] = None  # seconds to wait after fencing before evacuating
-
-
-@dataclass(frozen=True)
-class Reserved:
-    aggregate: str  # the Nova host aggregate whose hosts receive evacuated instances
-    hosts: Tuple[str, ...] = ()  # the computes meant to be in it (checked, documented)
-
-
-@dataclass(frozen=True)
-class Kdump:
-    timeout: int = 60
-    nodename_check: bool = True
-
-
-@dataclass(frozen=True)
-class Agents:
-    provider: str = "computeha"
-    fence_ipmi: str = "fence_ipmi"
-    fence_compute: str = "fence_compute"
-
-
-@dataclass(frozen=True)
-class Site:
-    name: str
-    controllers: Tuple[Controller, ...]
-    computes: Tuple[Compute, ...]
-    cloud: Cloud
-    evacuation: Evacuation = Evacuation()
-    kdump: Optional[Kdump] = None
-    reserved: Optional[Reserved] = None
-    control_plane_services: Tuple[str, ...] = ()
-    role_attribute: str = "computeha-role"
-    recheck_interval: str = "1min"
-    remote_port: int = 3121
-    reconnect_interval: str = "60s"
-    # how a compute that stops answering is noticed: a partitioned or hung node is declared failed
-    # within interval + timeout of its last answer (a powered-off one at once: its connection drops)
-    remote_monitor_interval: str = "20s"
-    remote_monitor_timeout: str = "40s"
-    agents: Agents = Agents()
-
-
-# --- reading the site document ----------------------------------------------------------------
 
 def _secret(r: Reader, key: str, script_allowed: bool = True) -> Optional[Secret]:
     """`password: TEXT`, `password_script: CMD` or `password_cib_secret: true`: exactly one."""
@@ -376,7 +257,7 @@ def _checked_ids(problems: List[str], key: str, names: Tuple[str, ...]) -> List[
 def _cross_checks(problems: List[str], controllers: List[Controller], computes: List[Compute],
                   reserved: Tuple[str, ...]) -> None:
     seen: Dict[str, str] = {}
-    groups: Tuple[Tuple[str, Sequence[_Node]], ...] = (("controllers", controllers), ("computes", computes))
+    groups: Tuple[Tuple[str, Sequence[SiteNode]], ...] = (("controllers", controllers), ("computes", computes))
     for kind, nodes in groups:
         for i, node in enumerate(nodes):
             path = f"{kind}[{i}].name"
@@ -404,7 +285,8 @@ def _cross_checks(problems: List[str], controllers: List[Controller], computes: 
 def inline_secrets(site: Site) -> List[str]:
     """Paths of passwords given inline (validate warns about them)."""
     found = []
-    groups: Tuple[Tuple[str, Sequence[_Node]], ...] = (("controllers", site.controllers), ("computes", site.computes))
+    groups: Tuple[Tuple[str, Sequence[SiteNode]], ...] = (("controllers", site.controllers),
+                                                          ("computes", site.computes))
     for kind, nodes in groups:
         for i, node in enumerate(nodes):
             if node.bmc is not None and node.bmc.password.is_inline:
