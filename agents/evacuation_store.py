@@ -3,9 +3,6 @@
 - `CibRecords` (= ocf_lib.attrs.CibAttributes): reads the persistent node attribute of EVERY node with one
   `cibadmin --query --scope nodes` (XML parsed, never text split) and writes
   through `crm_attribute --lifetime forever` (ocf_lib.attrs.CibAttributes).
-- `FileAttributes`: a JSON-file attribute store with the same interface, for
-  tests that run the worker without Pacemaker (injected by a test-only worker
-  entry point; the installed agent never uses it).
 - `HostProgress`: per-host, per-instance state under the instance StateDir,
   written atomically on every transition, so a SIGKILL at any line leaves the
   previous or the next state. Nova itself (task_state, migration records) is
@@ -13,9 +10,6 @@
 """
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
@@ -25,43 +19,6 @@ from computeha.ocf_lib.state import StateDir
 
 # The all-nodes read now lives in the library; the old names stay for the engine and tests.
 CibRecords = CibAttributes
-
-
-class FileAttributes:
-    """Node attributes in a JSON file, shared between processes (tests only)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def _locked(self, update=None) -> Dict[str, Dict[str, str]]:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as handle:
-                text = handle.read()
-                data = json.loads(text) if text.strip() else {}
-                if update is not None:
-                    update(data)
-                    handle.seek(0)
-                    handle.truncate()
-                    handle.write(json.dumps(data, sort_keys=True))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            return data
-        finally:
-            os.close(fd)
-
-    def get(self, node: str, name: str) -> Optional[str]:
-        return self._locked().get(name, {}).get(node) or None
-
-    def get_all(self, name: str) -> Dict[str, str]:
-        return {n: v for n, v in self._locked().get(name, {}).items() if v}
-
-    def set(self, node: str, name: str, value: str) -> None:
-        self._locked(lambda d: d.setdefault(name, {}).__setitem__(node, value))
-
-    def delete(self, node: str, name: str) -> None:
-        self._locked(lambda d: d.setdefault(name, {}).pop(node, None))
 
 
 # --- per-instance progress ------------------------------------------------------------

@@ -174,22 +174,3 @@ def set_and_confirm(store: NodeAttributes, node: str, name: str, value: str, dea
     store.set(node, name, value)
     deadline.poll(lambda: True if store.get(node, name) == value else None, interval=0.1,
                   max_interval=0.5, what=f"attribute {name}={value} on {node} to be visible")
-
-
-class MemoryAttributes:
-    """In-memory store for unit tests (same semantics: empty value == unset)."""
-
-    def __init__(self) -> None:
-        self.data: Dict[str, Dict[str, str]] = {}
-
-    def get(self, node: str, name: str) -> Optional[str]:
-        return self.data.get(name, {}).get(node) or None
-
-    def get_all(self, name: str) -> Dict[str, str]:
-        return {n: v for n, v in self.data.get(name, {}).items() if v}
-
-    def set(self, node: str, name: str, value: str) -> None:
-        self.data.setdefault(name, {})[node] = value
-
-    def delete(self, node: str, name: str) -> None:
-        self.data.setdefault(name, {})[node] = ""

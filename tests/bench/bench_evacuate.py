@@ -39,12 +39,13 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from computeha.agents import evacuation_worker as worker
 from computeha.agents.evacuation_engine import Engine
 from computeha.agents.evacuation_params import Settings
-from computeha.agents.evacuation_store import FileAttributes, ProgressStore
+from computeha.agents.evacuation_store import ProgressStore
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.nova_client import NovaClient
 from computeha.ocf_lib.state import StateDir
 from tests.bench.rows import Row, emit
+from tests.fakes.file_attributes import FileAttributes
 from tests.integration import nova_rig_helpers
 from tests.integration.evacuate_proxy import NovaProxy
 from tests.integration.nova_rig_helpers import adapter

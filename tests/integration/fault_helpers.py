@@ -19,11 +19,12 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 from computeha.agents.evacuation_engine import Engine
 from computeha.agents.evacuation_params import Settings
-from computeha.agents.evacuation_store import FileAttributes, ProgressStore
+from computeha.agents.evacuation_store import ProgressStore
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib.nova import nova_time
 from computeha.ocf_lib.nova_client import NovaClient
 from computeha.ocf_lib.state import StateDir
+from tests.fakes.file_attributes import FileAttributes
 from tests.integration import nova_rig_helpers
 from tests.integration.evacuate_proxy import NovaProxy
 

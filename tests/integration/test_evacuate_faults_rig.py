@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 
 from computeha.agents import evacuation_worker as worker
-from computeha.agents.evacuation_store import FileAttributes
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
 from computeha.ocf_lib.nova_auth import AuthConfig, make_session
 from computeha.ocf_lib.state import StateDir
+from tests.fakes.file_attributes import FileAttributes
 from tests.integration.fault_helpers import (
     SOURCE,
     EngineThread,

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 
-from computeha.agents.evacuation_store import FileAttributes
 from computeha.agents.evacuation_worker import worker_main as _real_main
 from computeha.agents.nova_evacuate import NovaEvacuate
-
-ENV = "COMPUTEHA_TEST_ATTRS_FILE"
+from tests.fakes.file_attributes import ENV, FileAttributes
 
 
 def worker_main() -> None:

@@ -10,6 +10,7 @@ from computeha.ocf_lib import attrs
 from computeha.ocf_lib.deadline import Deadline, DeadlineExceeded, ocf_timeout
 from computeha.ocf_lib.runner import Result
 from computeha.ocf_lib.state import StateDir
+from tests.fakes.memory_attributes import MemoryAttributes
 
 ATTRD_XML = """<pacemaker-result api-version="2.25" request="attrd_updater --output-as=xml -Q -A -n computeha-evacuate">
   <attribute name="computeha-evacuate" value="requested;1700000000;fence_compute" host="compute-0"/>
@@ -55,7 +56,7 @@ def test_unreadable_output_is_an_error_not_a_guess() -> None:
 
 
 def test_set_and_confirm_reads_back_before_returning() -> None:
-    class Slow(attrs.MemoryAttributes):
+    class Slow(MemoryAttributes):
         def __init__(self):
             super().__init__()
             self.reads = 0
@@ -66,7 +67,7 @@ def test_set_and_confirm_reads_back_before_returning() -> None:
     store = Slow()
     attrs.set_and_confirm(store, "c0", "a", "v", Deadline(5))
     assert store.reads == 3
-    class Lost(attrs.MemoryAttributes):
+    class Lost(MemoryAttributes):
         def get(self, node, name):
             return None
     with pytest.raises(DeadlineExceeded):

@@ -9,11 +9,12 @@ import pytest
 
 from computeha.agents.evacuation_engine import CLOCK_SLACK, Engine, fence_evidence, match_service, nova_time
 from computeha.agents.evacuation_params import Settings
-from computeha.agents.evacuation_store import ISSUING, FileAttributes, ProgressStore, parse_nodes_section
+from computeha.agents.evacuation_store import ISSUING, ProgressStore, parse_nodes_section
 from computeha.ocf_lib import evacuation_record as rec
-from computeha.ocf_lib.attrs import MemoryAttributes
 from computeha.ocf_lib.nova import Aggregate, Image, Service
 from computeha.ocf_lib.state import StateDir
+from tests.fakes.file_attributes import FileAttributes
+from tests.fakes.memory_attributes import MemoryAttributes
 from tests.unit.evacuation_fakes import MiniNova
 
 FAST = dict(poll_interval=0.05, confirm_interval=0.01, in_doubt_grace=0.3, mass_failure_share=0, retry_backoff=0.05)

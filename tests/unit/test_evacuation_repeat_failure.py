@@ -17,8 +17,8 @@ from computeha.agents.evacuation_engine import Engine
 from computeha.agents.evacuation_params import Settings
 from computeha.agents.evacuation_store import ProgressStore
 from computeha.ocf_lib import evacuation_record as rec
-from computeha.ocf_lib.attrs import MemoryAttributes
 from computeha.ocf_lib.state import StateDir
+from tests.fakes.memory_attributes import MemoryAttributes
 from tests.unit.evacuation_fakes import MiniNova
 
 FAST = dict(poll_interval=0.05, confirm_interval=0.01, in_doubt_grace=0.3, mass_failure_share=0, retry_backoff=0.05)

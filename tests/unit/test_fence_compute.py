@@ -10,10 +10,10 @@ import pytest
 from computeha.fence.fence_compute import FenceCompute
 from computeha.ocf_lib import evacuation_record as rec
 from computeha.ocf_lib import fence
-from computeha.ocf_lib.attrs import MemoryAttributes
 from computeha.ocf_lib.nova import NovaError
 from computeha.ocf_lib.nova_auth import AuthConfig
 from tests.fakes.fake_nova import FakeNova
+from tests.fakes.memory_attributes import MemoryAttributes
 from tests.unit.fake_clock import FakeClock
 
 PASSWORD = "s3cr3t-Pa55word"

@@ -27,10 +27,11 @@ from computeha.agents.compute_service import PID_FILE, ChildProcess, _proc_stat
 from computeha.agents.nova_compute import RETURN_PIDFILE, RETURN_RESULT, RETURNER_ENV, NovaCompute
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
-from computeha.ocf_lib.attrs import ClusterAttributeError, MemoryAttributes
+from computeha.ocf_lib.attrs import ClusterAttributeError
 from computeha.ocf_lib.deadline import Deadline
 from computeha.ocf_lib.nova import Migration, NovaBadRequest, NovaUnavailable, Service, in_progress
 from computeha.ocf_lib.state import StateDir
+from tests.fakes.memory_attributes import MemoryAttributes
 from tests.unit.fake_clock import FakeClock
 
 HOST = "compute-0"

@@ -19,11 +19,11 @@ from computeha.agents.compute_service import ChildProcess
 from computeha.agents.nova_compute import RETURN_RESULT, RETURNER_ENV, NovaCompute
 from computeha.ocf_lib import evacuation_record as er
 from computeha.ocf_lib import ocf
-from computeha.ocf_lib.attrs import MemoryAttributes
 from computeha.ocf_lib.deadline import Deadline
 from computeha.ocf_lib.nova import IN_PROGRESS_MIGRATION
 from computeha.ocf_lib.state import StateDir
 from tests.fakes.fake_nova import FakeNova
+from tests.fakes.memory_attributes import MemoryAttributes
 
 HOST = "compute-0"
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.2)"]
