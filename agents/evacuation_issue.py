@@ -138,8 +138,7 @@ class Issuer:
             services = self.sh.nova.compute_services()
         except NovaError as err:
             return f"cannot list the compute services before the retry: {err}"
-        if any(s.binary == "nova-compute" and s.host != host.nova_host and s.state == "up"
-               and s.status == "enabled" and not s.forced_down for s in services):
+        if any(s.host != host.nova_host and s.takes_instances for s in services):
             return ""
         return "Nova reports no other nova-compute up and enabled: the retry waits until one is"
 

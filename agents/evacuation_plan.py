@@ -172,8 +172,7 @@ class Planner:
             sh.log.warning("cannot read aggregate %s, the scheduler chooses: %s", sh.s.target_aggregate, err)
             return
         hosts = {h for a in aggs for h in a.hosts}
-        usable = [s.host for s in services if s.binary == "nova-compute" and s.host in hosts and s.state == "up"
-                  and s.status == "enabled" and not s.forced_down]
+        usable = [s.host for s in services if s.host in hosts and s.takes_instances]
         if not usable:
             sh.log.warning("aggregate %s has no usable host, the scheduler chooses", sh.s.target_aggregate)
         self._targets = sorted(usable)

@@ -60,6 +60,12 @@ class Service:
     disabled_reason: str = ""
     updated_at: str = ""
 
+    @property
+    def takes_instances(self) -> bool:
+        """A nova-compute the scheduler may place an (evacuated) instance on: up, enabled, not forced down."""
+        return self.binary == "nova-compute" and self.state == "up" and self.status == "enabled" \
+            and not self.forced_down
+
 
 @dataclass(frozen=True)
 class Server:
